@@ -1,0 +1,86 @@
+# mailvault: one plain Makefile. `make`, `make check`, `make demo`, `make bench`, `make install`.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+CXX     ?= c++
+
+PKGS      := libpq openssl gmime-3.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PG_INC     := $(shell pg_config --includedir 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib $(PKG_CFLAGS) -I$(PG_INC) -MMD -MP
+LDLIBS   += $(PKG_LIBS) -lpthread
+ifeq ($(SANITIZE),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+  BUILD   := build-asan
+endif
+
+LIB_SRC    := $(wildcard lib/*.c)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBMV      := $(BUILD)/libmailvault.a
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c)) $(BUILD)/gen/migrations.o
+SQL_FILES  := $(sort $(wildcard sql/[0-9]*.sql))
+UNIT_SRC   := $(wildcard tests/test-*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault
+
+.PHONY: all check unit demo bench install clean deps
+all: $(PROGRAMS) $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The schema travels inside the mailvault binary, so `mailvault init` needs no files at run time.
+$(BUILD)/gen/migrations.c: $(SQL_FILES) sql/embed.sh
+	@mkdir -p $(dir $@)
+	sh sql/embed.sh $(SQL_FILES) > $@
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CFLAGS) -Icli -c -o $@ $<
+
+$(LIBMV): $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/mailvaultd: $(DAEMON_OBJ) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mailvault: $(CLI_OBJ) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	bash tests/deps.sh
+
+# Unit tests only (no servers needed).
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+check: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 all
+	bash tests/run.sh
+
+demo: deps all
+	bash tests/demo.sh
+
+bench: deps all
+	bash bench/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mailvault/sql
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/mailvault/sql/
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)

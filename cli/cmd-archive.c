@@ -1,0 +1,226 @@
+/* mailvault ls, show and status: what the archive holds, where each copy came from, how ingestion goes. */
+#include "cli.h"
+#include "buf.h"
+#include "db.h"
+#include "json.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ISO_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* ls [--account A] [--folder F] [--json]: one row per location, streamed. */
+int cmd_ls(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "account", required_argument, NULL, 'a' }, { "folder", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
+	const char *account = NULL, *folder = NULL;
+	int c;
+	optind = 0;
+	char **av = argv - 1; /* getopt wants a program name in front */
+	while ((c = getopt_long(argc + 1, av, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': account = optarg; break;
+		case 'f': folder = optarg; break;
+		case 'j': break;
+		default: return cli_error("usage: mailvault ls [--account A] [--folder F] [--json]");
+		}
+	}
+	if (optind != argc + 1)
+		return cli_error("usage: mailvault ls [--account A] [--folder F] [--json]");
+	if (cli_connect(cli) < 0)
+		return 1;
+	const char *p[] = { account, folder };
+	if (PQsendQueryParams(cli->db,
+		"SELECT m.serial, encode(m.sha256, 'hex'), a.name, f.name, l.uidvalidity, l.uid, "
+		ISO_UTC("l.internaldate") ", m.size FROM locations l JOIN messages m ON m.serial = l.message_serial "
+		"JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id "
+		"WHERE ($1::text IS NULL OR a.name = $1) AND ($2::text IS NULL OR f.name = $2) "
+		"ORDER BY m.serial, l.id", 2, NULL, p, NULL, NULL, 0) != 1 || PQsetSingleRowMode(cli->db) != 1)
+		return cli_error("ls: %s", PQerrorMessage(cli->db));
+	int rc = 0;
+	struct buf b = { 0 };
+	PGresult *res;
+	while ((res = PQgetResult(cli->db)) != NULL) {
+		if (PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+			buf_reset(&b);
+			if (cli->json) {
+				static const char *keys[] = { "serial", "sha256", "account", "folder", "uidvalidity", "uid",
+							      "internaldate", "size" };
+				buf_append_str(&b, "{");
+				for (int k = 0; k < 8; k++) {
+					json_append_key(&b, keys[k]);
+					if (k == 0 || k == 4 || k == 5 || k == 7)
+						buf_append_str(&b, PQgetvalue(res, 0, k));
+					else
+						json_append_string(&b, PQgetisnull(res, 0, k) ? NULL : PQgetvalue(res, 0, k));
+				}
+				buf_append_str(&b, "}");
+			} else {
+				buf_printf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+					   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
+					   PQgetvalue(res, 0, 5), PQgetisnull(res, 0, 6) ? "-" : PQgetvalue(res, 0, 6),
+					   PQgetvalue(res, 0, 7));
+			}
+			puts((char *)b.data);
+		} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			rc = cli_error("ls: %s", PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	buf_free(&b);
+	return rc;
+}
+
+/* show SERIAL [--raw]: the stored bytes exactly, or the stored fields and provenance. */
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+	const char *serial = NULL, *err;
+	bool raw = false;
+	uint64_t v;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--raw") == 0)
+			raw = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			continue;
+		else if (serial == NULL)
+			serial = argv[i];
+		else
+			return cli_error("usage: mailvault show SERIAL [--raw]");
+	}
+	if (serial == NULL || util_parse_uint(serial, 1, INT64_MAX, &v) < 0)
+		return cli_error("usage: mailvault show SERIAL [--raw] (SERIAL is a message number from ls or search)");
+	if (cli_connect(cli) < 0)
+		return 1;
+	const char *p[] = { serial };
+	if (raw) {
+		/* binary result: the bytes go to stdout untouched */
+		PGresult *res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 "
+					     "WHERE m.serial = $1", 1, NULL, p, NULL, NULL, 1);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			cli_error("show: %s", PQresultErrorMessage(res));
+			PQclear(res);
+			return 1;
+		}
+		if (PQntuples(res) == 0) {
+			PQclear(res);
+			return cli_error("no message with serial %s", serial);
+		}
+		size_t len = (size_t)PQgetlength(res, 0, 0);
+		int rc = fwrite(PQgetvalue(res, 0, 0), 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+		PQclear(res);
+		return rc;
+	}
+	PGresult *res = db_query(cli->db,
+		"SELECT serial, encode(sha256, 'hex'), message_id, " ISO_UTC("date") ", from_addr, to_addr, cc_addr, "
+		"subject, size, " ISO_UTC("ingested_at") ", header_error FROM messages WHERE serial = $1", 1, p, &err);
+	if (res == NULL)
+		return cli_error("show: %s", err);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return cli_error("no message with serial %s", serial);
+	}
+	static const char *labels[] = { "Serial", "SHA-256", "Message-ID", "Date", "From", "To", "Cc", "Subject",
+					"Size", "Archived", "Header-Error" };
+	for (int k = 0; k < 11; k++)
+		if (!PQgetisnull(res, 0, k))
+			printf("%-12s %s\n", labels[k], PQgetvalue(res, 0, k));
+	PQclear(res);
+	res = db_query(cli->db,
+		"SELECT a.name, f.name, l.uidvalidity, l.uid, " ISO_UTC("l.internaldate") ", array_to_string(l.flags, ' '), "
+		ISO_UTC("l.first_seen") " FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a "
+		"ON a.id = f.account_id WHERE l.message_serial = $1 ORDER BY l.id", 1, p, &err);
+	if (res == NULL)
+		return cli_error("show: %s", err);
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("%-12s %s/%s uidvalidity %s uid %s internaldate %s flags (%s) first seen %s\n", "Seen-In",
+		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+	PQclear(res);
+	return 0;
+}
+
+/* status: per account folders, messages, bytes, last success, last error and ingest errors. */
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	const char *err;
+	(void)argv;
+	if (argc > 0 && !(argc == 1 && strcmp(argv[0], "--json") == 0))
+		return cli_error("usage: mailvault status [--json]");
+	if (cli_connect(cli) < 0)
+		return 1;
+	PGresult *res = db_query(cli->db,
+		"SELECT a.name, a.enabled, "
+		"(SELECT count(*) FROM folders f WHERE f.account_id = a.id), "
+		"(SELECT count(DISTINCT l.message_serial) FROM locations l JOIN folders f ON f.id = l.folder_id "
+		" WHERE f.account_id = a.id), "
+		"(SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.serial IN (SELECT l.message_serial FROM "
+		" locations l JOIN folders f ON f.id = l.folder_id WHERE f.account_id = a.id)), "
+		ISO_UTC("a.last_success") ", a.last_error, "
+		"(SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id), " ISO_UTC("a.next_poll") ", "
+		"a.lease_owner FROM accounts a ORDER BY a.name", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("status: %s", err);
+	if (!cli->json)
+		printf("%-20s %-8s %7s %9s %10s %-20s %7s  %s\n", "ACCOUNT", "STATE", "FOLDERS", "MESSAGES", "MB",
+		       "LAST SUCCESS", "ERRORS", "LAST ERROR");
+	for (int i = 0; i < PQntuples(res); i++) {
+		bool enabled = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+		if (cli->json) {
+			struct buf b = { 0 };
+			buf_append_str(&b, "{");
+			json_append_key(&b, "account");
+			json_append_string(&b, PQgetvalue(res, i, 0));
+			json_append_key(&b, "enabled");
+			buf_append_str(&b, enabled ? "true" : "false");
+			static const char *nkeys[] = { "folders", "messages", "bytes" };
+			for (int k = 0; k < 3; k++) {
+				json_append_key(&b, nkeys[k]);
+				buf_append_str(&b, PQgetvalue(res, i, 2 + k));
+			}
+			json_append_key(&b, "last_success");
+			json_append_string(&b, PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5));
+			json_append_key(&b, "last_error");
+			json_append_string(&b, PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6));
+			json_append_key(&b, "ingest_errors");
+			buf_append_str(&b, PQgetvalue(res, i, 7));
+			json_append_key(&b, "next_poll");
+			json_append_string(&b, PQgetvalue(res, i, 8));
+			buf_append_str(&b, "}");
+			puts((char *)b.data);
+			buf_free(&b);
+		} else {
+			printf("%-20s %-8s %7s %9s %10.1f %-20s %7s  %s\n", PQgetvalue(res, i, 0),
+			       enabled ? (PQgetisnull(res, i, 9) ? "enabled" : "polling") : "disabled", PQgetvalue(res, i, 2),
+			       PQgetvalue(res, i, 3), atof(PQgetvalue(res, i, 4)) / 1e6,
+			       PQgetisnull(res, i, 5) ? "never" : PQgetvalue(res, i, 5), PQgetvalue(res, i, 7),
+			       PQgetisnull(res, i, 6) ? "-" : PQgetvalue(res, i, 6));
+		}
+	}
+	PQclear(res);
+	if (cli->json)
+		return 0;
+	res = db_query(cli->db, "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM locations), "
+		       "(SELECT coalesce(sum(size), 0) FROM blobs), pg_total_relation_size('blobs')", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("status: %s", err);
+	printf("\narchive: %s unique messages, %s locations, %.1f MB raw, %.1f MB on disk\n", PQgetvalue(res, 0, 0),
+	       PQgetvalue(res, 0, 1), atof(PQgetvalue(res, 0, 2)) / 1e6, atof(PQgetvalue(res, 0, 3)) / 1e6);
+	PQclear(res);
+	res = db_query(cli->db, "SELECT a.name, coalesce(f.name, '-'), e.uid, e.size, e.reason, " ISO_UTC("e.occurred_at")
+		       " FROM ingest_errors e JOIN accounts a ON a.id = e.account_id LEFT JOIN folders f ON f.id = e.folder_id "
+		       "ORDER BY e.id DESC LIMIT 20", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("status: %s", err);
+	if (PQntuples(res) > 0)
+		printf("\ningest errors (newest first):\n");
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("  %s %s/%s uid %s (%s bytes): %s\n", PQgetvalue(res, i, 5), PQgetvalue(res, i, 0),
+		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+	PQclear(res);
+	return 0;
+}

@@ -1,0 +1,388 @@
+/* mailvaultd: the poller. Leases due accounts from PostgreSQL and archives them with a pool of workers. */
+#include "poller.h"
+#include "db.h"
+#include "log.h"
+#include "msg-headers.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+/* Shared state of the worker pool. */
+struct pool {
+	struct config *cfg;
+	pthread_mutex_t lock;
+	bool once;
+	int *once_ids;            /* --once: the accounts to poll, handed out in order */
+	size_t once_count, once_next;
+	int failures;             /* --once: accounts that did not finish cleanly */
+	char lease_owner[256];
+};
+
+/* SIGTERM/SIGINT: finish the batch in hand, then stop. */
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* SIGHUP: reload the configuration between polls. */
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+/* Columns every account query returns, in the order account_from_row() reads them. */
+#define ACCOUNT_COLUMNS "id, name, host, port, tls, username, auth, secret_ref, ca_file, poll_interval, " \
+	"array_to_string(include_patterns, E'\\n'), array_to_string(exclude_patterns, E'\\n'), failures"
+
+/* Splits newline-separated patterns into a NULL-terminated array. */
+static char **split_lines(const char *s)
+{
+	size_t n = 0, cap = 4;
+	char **v = xcalloc(cap, sizeof(char *));
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t len = nl ? (size_t)(nl - s) : strlen(s);
+		if (n + 2 > cap) {
+			cap *= 2;
+			v = xrealloc(v, cap * sizeof(char *));
+		}
+		v[n++] = xstrndup(s, len);
+		s += len + (nl ? 1 : 0);
+	}
+	v[n] = NULL;
+	return v;
+}
+
+/* Builds an account from a result row. */
+static void account_from_row(PGresult *res, int row, struct account *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = atoi(PQgetvalue(res, row, 0));
+	a->name = xstrdup(PQgetvalue(res, row, 1));
+	a->host = xstrdup(PQgetvalue(res, row, 2));
+	a->port = (unsigned)atoi(PQgetvalue(res, row, 3));
+	a->tls = strcmp(PQgetvalue(res, row, 4), "starttls") == 0 ? IMAP_TLS_STARTTLS : IMAP_TLS_IMAPS;
+	a->username = xstrdup(PQgetvalue(res, row, 5));
+	const char *auth = PQgetvalue(res, row, 6);
+	a->auth = strcmp(auth, "login") == 0 ? IMAP_AUTH_LOGIN : strcmp(auth, "xoauth2") == 0 ? IMAP_AUTH_XOAUTH2
+		: strcmp(auth, "oauthbearer") == 0 ? IMAP_AUTH_OAUTHBEARER : IMAP_AUTH_PLAIN;
+	a->secret_ref = xstrdup(PQgetvalue(res, row, 7));
+	a->ca_file = PQgetisnull(res, row, 8) ? NULL : xstrdup(PQgetvalue(res, row, 8));
+	a->poll_interval = (unsigned)atoi(PQgetvalue(res, row, 9));
+	a->include = split_lines(PQgetvalue(res, row, 10));
+	a->exclude = split_lines(PQgetvalue(res, row, 11));
+	a->failures = atoi(PQgetvalue(res, row, 12));
+}
+
+/* Leases the next due account (continuous mode) or the given one (--once). 1 leased, 0 none, -1 error. */
+static int lease_account(struct pool *pool, PGconn *db, int only_id, struct account *a, const char **error_r)
+{
+	char s_lease[24], s_id[24];
+	snprintf(s_lease, sizeof(s_lease), "%u", pool->cfg->lease_seconds);
+	snprintf(s_id, sizeof(s_id), "%d", only_id);
+	const char *p[] = { pool->lease_owner, s_lease, s_id };
+	PGresult *res = db_query(db, only_id > 0
+		? "UPDATE accounts SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2) "
+		  "WHERE id = (SELECT id FROM accounts WHERE id = $3 AND enabled AND (lease_expires IS NULL OR "
+		  "lease_expires < now() OR lease_owner = $1) FOR UPDATE SKIP LOCKED) RETURNING " ACCOUNT_COLUMNS
+		: "UPDATE accounts SET lease_owner = $1, lease_expires = now() + make_interval(secs => $2) "
+		  "WHERE id = (SELECT id FROM accounts WHERE enabled AND next_poll <= now() AND (lease_expires IS NULL "
+		  "OR lease_expires < now()) AND $3::int = 0 ORDER BY next_poll LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		  "RETURNING " ACCOUNT_COLUMNS, 3, p, error_r);
+	if (res == NULL)
+		return -1;
+	int n = PQntuples(res);
+	if (n == 1)
+		account_from_row(res, 0, a);
+	PQclear(res);
+	return n == 1;
+}
+
+/* Releases the lease and schedules the next poll; failures back off exponentially with jitter. */
+static void release_account(struct pool *pool, PGconn *db, const struct account *a, const struct poll_ctx *ctx,
+			    const char *error)
+{
+	const char *err;
+	char s_id[24], s_delay[32], s_fail[24];
+	double delay = a->poll_interval;
+	int failures = error ? a->failures + 1 : 0;
+	if (error) {
+		/* 30 s, 60 s, 120 s ... capped at the poll interval (and at an hour), +/- 20 % jitter */
+		double backoff = 30.0 * (double)(1u << (failures < 8 ? failures - 1 : 7));
+		if (backoff > 3600)
+			backoff = 3600;
+		if (backoff < delay)
+			delay = backoff;
+		if (ctx->backoff_ms / 1000.0 > delay)
+			delay = ctx->backoff_ms / 1000.0;
+		delay *= 0.8 + 0.4 * ((double)rand() / RAND_MAX);
+	}
+	snprintf(s_id, sizeof(s_id), "%d", a->id);
+	snprintf(s_delay, sizeof(s_delay), "%.3f", delay);
+	snprintf(s_fail, sizeof(s_fail), "%d", failures);
+	const char *p[] = { s_id, pool->lease_owner, s_delay, s_fail, error };
+	if (db_exec(db, "UPDATE accounts SET lease_owner = NULL, lease_expires = NULL, failures = $4, "
+		    "next_poll = now() + make_interval(secs => $3::double precision), "
+		    "last_success = CASE WHEN $5::text IS NULL THEN now() ELSE last_success END, "
+		    "last_error = $5, last_error_at = CASE WHEN $5::text IS NULL THEN last_error_at ELSE now() END "
+		    "WHERE id = $1 AND lease_owner = $2", 5, p, &err) < 0)
+		log_error("cannot release account %s: %s", a->name, err);
+}
+
+/* Clears leases held by pollers of this host that died (kill -9, power loss) so work resumes at once. */
+static void reclaim_dead_leases(struct pool *pool, PGconn *db)
+{
+	const char *err;
+	char host[128];
+	gethostname(host, sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	char *prefix = xasprintf("%s/%%", host);
+	const char *p[] = { prefix };
+	PGresult *res = db_query(db, "SELECT id, lease_owner FROM accounts WHERE lease_owner LIKE $1", 1, p, &err);
+	free(prefix);
+	if (res == NULL) {
+		log_warn("cannot look for stale leases: %s", err);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *owner = PQgetvalue(res, i, 1);
+		const char *slash = strchr(owner, '/');
+		pid_t pid = slash ? (pid_t)atol(slash + 1) : 0;
+		if (pid <= 0 || strcmp(owner, pool->lease_owner) == 0 || (kill(pid, 0) < 0 && errno != ESRCH))
+			continue;
+		if (kill(pid, 0) == 0)
+			continue; /* still alive: a poller on this host is working on it */
+		const char *q[] = { PQgetvalue(res, i, 0), owner };
+		if (db_exec(db, "UPDATE accounts SET lease_owner = NULL, lease_expires = NULL WHERE id = $1 "
+			    "AND lease_owner = $2", 2, q, &err) == 0)
+			log_info("reclaimed the lease of account id %s from dead poller %s", q[0], owner);
+	}
+	PQclear(res);
+}
+
+/* One worker: lease, poll, release, until told to stop. */
+static void *worker_main(void *arg)
+{
+	struct pool *pool = arg;
+	const char *err;
+	PGconn *db = NULL;
+	unsigned idle = 0;
+	while (!stop_requested) {
+		if (db_conn_lost(db)) {
+			db_close(&db);
+			db = db_connect(config_conninfo_for(pool->cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+			if (db == NULL) {
+				log_error("%s", err);
+				if (pool->once) {
+					pthread_mutex_lock(&pool->lock);
+					pool->failures += (int)(pool->once_count - pool->once_next);
+					pool->once_next = pool->once_count;
+					pthread_mutex_unlock(&pool->lock);
+					break;
+				}
+				sleep(5);
+				continue;
+			}
+		}
+		int only_id = 0;
+		if (pool->once) {
+			pthread_mutex_lock(&pool->lock);
+			only_id = pool->once_next < pool->once_count ? pool->once_ids[pool->once_next++] : -1;
+			pthread_mutex_unlock(&pool->lock);
+			if (only_id < 0)
+				break;
+		}
+		struct account a;
+		int r = lease_account(pool, db, only_id, &a, &err);
+		if (r < 0) {
+			log_error("cannot lease an account: %s", err);
+			if (pool->once) {
+				pthread_mutex_lock(&pool->lock);
+				pool->failures++;
+				pthread_mutex_unlock(&pool->lock);
+			} else {
+				sleep(5);
+			}
+			continue;
+		}
+		if (r == 0) {
+			if (pool->once) {
+				log_error("account id %d is being polled by another mailvaultd (or was disabled)", only_id);
+				pthread_mutex_lock(&pool->lock);
+				pool->failures++;
+				pthread_mutex_unlock(&pool->lock);
+				continue;
+			}
+			/* nothing due: look again soon (new accounts and expired leases show up here) */
+			for (unsigned i = 0; i < (idle < 5 ? 1u + idle : 5u) && !stop_requested; i++)
+				sleep(1);
+			idle++;
+			continue;
+		}
+		idle = 0;
+		struct poll_ctx ctx = { .cfg = pool->cfg, .db = db, .lease_owner = pool->lease_owner,
+					.stop = &stop_requested };
+		char *error = NULL;
+		double t0 = util_now();
+		int rc = account_poll(&ctx, &a, &error);
+		if (rc < 0)
+			log_error("%s", error);
+		else
+			log_info("account %s: poll finished in %.1f s", a.name, util_now() - t0);
+		if (db_conn_lost(db)) {
+			/* the release must still happen: reconnect once for it */
+			db_close(&db);
+			db = db_connect(config_conninfo_for(pool->cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+		}
+		if (db != NULL)
+			release_account(pool, db, &a, &ctx, rc < 0 ? error : NULL);
+		if (rc < 0 && pool->once) {
+			pthread_mutex_lock(&pool->lock);
+			pool->failures++;
+			pthread_mutex_unlock(&pool->lock);
+		}
+		free(error);
+		account_free(&a);
+	}
+	db_close(&db);
+	return NULL;
+}
+
+/* Prints usage. */
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: mailvaultd [-c FILE] [--once]\n"
+		"  -c FILE   configuration (default " CONFIG_DEFAULT_PATH ")\n"
+		"  --once    poll every enabled account once and exit (0 only if all succeeded)\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *cfg_path = CONFIG_DEFAULT_PATH;
+	bool once = false;
+	static const struct option opts[] = {
+		{ "once", no_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfg_path = optarg; break;
+		case 'o': once = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("mailvaultd %s\n", MAILVAULT_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char *cerr;
+	struct pool pool = { .once = once };
+	pool.cfg = config_load(cfg_path, &cerr);
+	if (pool.cfg == NULL) {
+		fprintf(stderr, "mailvaultd: %s\n", cerr);
+		return 1;
+	}
+	log_init("mailvaultd", pool.cfg->log_level, pool.cfg->log_syslog);
+	msg_headers_init();
+	pthread_mutex_init(&pool.lock, NULL);
+	char host[128];
+	gethostname(host, sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	snprintf(pool.lease_owner, sizeof(pool.lease_owner), "%s/%ld/%ld", host, (long)getpid(), (long)time(NULL));
+	srand((unsigned)(getpid() ^ time(NULL)));
+
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *err;
+	PGconn *db = db_connect(config_conninfo_for(pool.cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+	if (db == NULL)
+		log_fatal("%s", err);
+	reclaim_dead_leases(&pool, db);
+	if (once) {
+		PGresult *res = db_query(db, "SELECT id FROM accounts WHERE enabled ORDER BY id", 0, NULL, &err);
+		if (res == NULL)
+			log_fatal("%s", err);
+		pool.once_count = (size_t)PQntuples(res);
+		pool.once_ids = xcalloc(pool.once_count ? pool.once_count : 1, sizeof(int));
+		for (size_t i = 0; i < pool.once_count; i++)
+			pool.once_ids[i] = atoi(PQgetvalue(res, (int)i, 0));
+		PQclear(res);
+	}
+	db_close(&db);
+
+	unsigned nworkers = pool.cfg->workers;
+	if (once && pool.once_count < nworkers)
+		nworkers = pool.once_count ? (unsigned)pool.once_count : 1;
+	log_info("starting %u workers%s", nworkers, once ? " (one pass)" : "");
+	/* workers must not take the signals: the main thread notes them */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	pthread_t *threads = xcalloc(nworkers, sizeof(pthread_t));
+	for (unsigned i = 0; i < nworkers; i++)
+		pthread_create(&threads[i], NULL, worker_main, &pool);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (!once) {
+		while (!stop_requested) {
+			pause();
+			if (reload_requested) {
+				reload_requested = 0;
+				struct config *fresh = config_load(cfg_path, &cerr);
+				if (fresh == NULL) {
+					log_error("reload failed, keeping the running configuration: %s", cerr);
+					free(cerr);
+					continue;
+				}
+				/* settings read per poll take effect at each worker's next account */
+				log_set_level(fresh->log_level);
+				pool.cfg->batch_messages = fresh->batch_messages;
+				pool.cfg->batch_bytes = fresh->batch_bytes;
+				pool.cfg->max_message_bytes = fresh->max_message_bytes;
+				pool.cfg->timeout = fresh->timeout;
+				pool.cfg->log_level = fresh->log_level;
+				if (fresh->workers != pool.cfg->workers)
+					log_warn("a change of workers takes effect at the next restart");
+				config_free(&fresh);
+				log_info("configuration reloaded from %s", cfg_path);
+			}
+		}
+		log_info("stopping: finishing the batches in hand");
+	}
+	for (unsigned i = 0; i < nworkers; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+	int failures = pool.failures;
+	free(pool.once_ids);
+	config_free(&pool.cfg);
+	if (once) {
+		log_info("one pass done: %zu accounts, %d failed", pool.once_count, failures);
+		return failures == 0 && !stop_requested ? 0 : 1;
+	}
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,101 @@
+/* PostgreSQL access through libpq: connecting with a program's role, parameterised queries only. */
+#include "db.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static __thread char db_errbuf[2048];
+
+/* Formats "prefix: detail" into the thread's error buffer, on one line. */
+const char *db_error_set(const char *prefix, const char *detail)
+{
+	snprintf(db_errbuf, sizeof(db_errbuf), "%s%s%s", prefix, detail && *detail ? ": " : "", detail ? detail : "");
+	for (char *p = db_errbuf; *p; p++)
+		if (*p == '\n')
+			*p = (p[1] == '\0') ? '\0' : ' ';
+	return db_errbuf;
+}
+
+/* Connects, names the session and drops to the program's role. */
+PGconn *db_connect(const char *conninfo, const char *application, const char *role, const char **error_r)
+{
+	const char *keys[] = { "dbname", "fallback_application_name", "client_encoding", NULL };
+	const char *vals[] = { conninfo, application, "UTF8", NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		*error_r = db_error_set("cannot connect to PostgreSQL", conn ? PQerrorMessage(conn) : "out of memory");
+		PQfinish(conn);
+		return NULL;
+	}
+	if (role != NULL) {
+		char *sql = xasprintf("SET ROLE %s", role); /* role is a compile-time constant, never user input */
+		int r = db_exec(conn, sql, 0, NULL, error_r);
+		free(sql);
+		if (r < 0) {
+			*error_r = db_error_set("cannot switch to the program's database role (grant it to the login role)",
+						*error_r);
+			PQfinish(conn);
+			return NULL;
+		}
+	}
+	return conn;
+}
+
+/* Finishes the connection. */
+void db_close(PGconn **conn)
+{
+	if (*conn) {
+		PQfinish(*conn);
+		*conn = NULL;
+	}
+}
+
+/* Executes with parameters; the only way SQL is run with values in it. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		*error_r = db_error_set("database error", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Executes and discards the result. */
+int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
+{
+	PGresult *res = db_query(conn, sql, nparams, params, error_r);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* Starts a transaction. */
+int db_begin(PGconn *conn, const char **error_r)
+{
+	return db_exec(conn, "BEGIN", 0, NULL, error_r);
+}
+
+/* Commits; with synchronous_commit on this is the durability point. */
+int db_commit(PGconn *conn, const char **error_r)
+{
+	return db_exec(conn, "COMMIT", 0, NULL, error_r);
+}
+
+/* Rolls back, ignoring errors (the connection may already be gone). */
+void db_rollback(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "ROLLBACK");
+	PQclear(res);
+}
+
+/* Reports a dead connection. */
+bool db_conn_lost(PGconn *conn)
+{
+	return conn == NULL || PQstatus(conn) != CONNECTION_OK;
+}

@@ -1,0 +1,34 @@
+/* Small shared utilities: allocation that succeeds or aborts, string helpers, time. */
+#ifndef MAILVAULT_UTIL_H
+#define MAILVAULT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define MAILVAULT_VERSION "0.1.0"
+
+/* Allocation wrappers: they never return NULL (they abort the process on exhaustion). */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new string that the caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Frees *p and sets it to NULL. */
+#define FREE(p) do { free(p); (p) = NULL; } while (0)
+
+/* Parses "123", "10K", "16M", "2G" (binary units) into bytes; 0 on success, -1 on bad input. */
+int util_parse_size(const char *s, uint64_t *bytes_r);
+/* Parses a non-negative decimal integer within [min, max]; 0 on success, -1 otherwise. */
+int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
+/* Monotonic clock in seconds. */
+double util_now(void);
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void util_hex(const unsigned char *data, size_t len, char *out);
+/* Replaces invalid UTF-8 with U+FFFD and drops NUL bytes; returns a new string the caller frees. */
+char *util_utf8_sanitize(const char *data, size_t len);
+
+#endif
