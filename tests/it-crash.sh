@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Crash safety: mailvaultd killed with SIGKILL at random moments, again and again, then restarted, ends
+# with exactly the server's messages, none twice; SIGTERM finishes the batch in hand and exits cleanly.
+set -uo pipefail
+. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/mv.sh"
+
+t_tmpdir
+D=$T_DIR
+SHARED=${MV_SHARED:-$MV_ROOT/../shared}
+tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D"
+E=$D/enron_inbox/maildir
+
+dovecot_add_user "$D" carol carol-pw
+dovecot_add_user "$D" dave dave-pw
+for u in kaminski-v shackleton-s; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" carol INBOX -
+for u in germany-c kean-s; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" dave INBOX -
+# overlap between the two mailboxes exercises concurrent inserts of the same content
+find "$E/kaminski-v/inbox" -type f | sort | head -300 | maildir_add "$D" dave Copies -
+
+# small batches so that kills land between, inside and across many transactions
+mv_setup "$D" "batch_messages = 10
+batch_bytes = 128K"
+mvcli account add carol --host localhost --port "$DOVECOT_IMAPS_PORT" --user carol --secret "$(mv_pw "$D" carol carol-pw)" >/dev/null
+mvcli account add dave --host localhost --port "$DOVECOT_IMAPS_PORT" --user dave --secret "$(mv_pw "$D" dave dave-pw)" >/dev/null
+
+total=$(( $(mv_server_set carol carol-pw | wc -l) + $(mv_server_set dave dave-pw | wc -l) ))
+echo "# the server holds $total messages"
+
+# the binary itself goes to the background (not a shell function), so $! is the daemon's pid
+kills=0 tries=0 progress=0
+while [ "$kills" -lt 12 ] && [ "$tries" -lt 40 ]; do
+	tries=$((tries + 1))
+	"$MV_BUILD/mailvaultd" -c "$MV_CONF" --once >>"$D/daemon.log" 2>&1 &
+	pid=$!
+	sleep "0.$(printf '%02d' $((RANDOM % 40 + 10)))"   # a random moment 0.10-0.49 s into the pass
+	before=$progress
+	if kill -KILL "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null
+		progress=$(mv_sql "SELECT count(*) FROM locations")
+		# it counts only if the kill interrupted an unfinished ingest
+		[ "$progress" -lt "$total" ] && kills=$((kills + 1))
+	else
+		wait "$pid" 2>/dev/null
+		progress=$(mv_sql "SELECT count(*) FROM locations")
+	fi
+	echo "# try $tries: SIGKILL during ingest #$kills, $before -> $progress of $total locations"
+done
+t_ok "the daemon was killed at least 10 times in the middle of one ingest ($kills)" test "$kills" -ge 10
+
+# SIGTERM: finish the batch in hand, release the lease, exit 0
+"$MV_BUILD/mailvaultd" -c "$MV_CONF" >>"$D/daemon.log" 2>&1 &
+pid=$!
+sleep 0.3
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+t_eq "SIGTERM stops the daemon cleanly" 0 "$rc"
+t_eq "no lease is left behind after SIGTERM" 0 "$(mv_sql 'SELECT count(*) FROM accounts WHERE lease_owner IS NOT NULL')"
+
+t_ok "a restart after the kills completes the archive" mvd --once
+for u in carol:carol-pw dave:dave-pw; do
+	t_eq "${u%%:*}: archive equals the server's set exactly" "$(mv_server_set "${u%%:*}" "${u#*:}")" "$(mv_archived_set "${u%%:*}")"
+done
+t_eq "exactly one location per server message" "$total" "$(mv_sql 'SELECT count(*) FROM locations')"
+t_eq "no message stored twice" "$(mv_sql 'SELECT count(DISTINCT sha256) FROM messages')" "$(mv_sql 'SELECT count(*) FROM messages')"
+t_eq "every message has its blob and every blob its message" "$(mv_sql 'SELECT count(*) FROM blobs')" "$(mv_sql 'SELECT count(*) FROM messages')"
+t_eq "stored bytes hash to their key" 0 "$(mv_sql 'SELECT count(*) FROM blobs WHERE sha256 <> sha256(raw)')"
+t_eq "nothing was recorded as an ingest error" 0 "$(mv_sql 'SELECT count(*) FROM ingest_errors')"
+t_eq "the watermark is each folder's highest UID" \
+	"$(mv_sql "SELECT f.name || ':' || f.last_uid FROM folders f ORDER BY f.id")" \
+	"$(mv_sql "SELECT f.name || ':' || max(l.uid) FROM folders f JOIN locations l ON l.folder_id = f.id GROUP BY f.id, f.name ORDER BY f.id")"
+t_done it-crash
