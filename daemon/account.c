@@ -562,8 +562,17 @@ static int folder_sync(struct poll_ctx *ctx, struct imap_conn *conn, const struc
 				}
 			}
 			uint64_t new_last = ul.uids[bt->end - 1];
-			if (store_batch(ctx, a, f->id, ex.uidvalidity, bt->msgs, bt->nmsgs, bt->skipped, bt->nskipped,
-					new_last, &err) < 0) {
+			/* two pollers storing the same new message may deadlock; PostgreSQL aborts one: retry it */
+			bool retry = true;
+			int r = -1;
+			for (int attempt = 0; attempt < 5 && retry; attempt++) {
+				r = store_batch(ctx, a, f->id, ex.uidvalidity, bt->msgs, bt->nmsgs, bt->skipped,
+						bt->nskipped, new_last, &err, &retry);
+				if (r < 0 && retry)
+					log_info("account %s folder %s: batch conflicted with another poller, retrying",
+						 a->name, f->name);
+			}
+			if (r < 0) {
 				*error_r = xasprintf("storing messages from %s failed: %s", f->name, err);
 				*fatal_r = true;
 				rc = -1;

@@ -53,9 +53,10 @@ int account_poll(struct poll_ctx *ctx, const struct account *acct, char **error_
 void account_free(struct account *acct);
 
 /* Stores one batch in one transaction: blobs, messages, locations, skipped UIDs, the folder's new
-   watermark, and the lease renewal. 0 on success, -1 with *error_r (thread-local buffer). */
+   watermark, and the lease renewal. 0 on success, -1 with *error_r (thread-local buffer); *retry_r
+   tells a transient conflict (deadlock with another poller storing the same message) from a failure. */
 int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder_id, uint64_t uidvalidity,
 		struct fetched_msg *msgs, size_t nmsgs, const struct skipped_msg *skipped, size_t nskipped,
-		uint64_t new_last_uid, const char **error_r);
+		uint64_t new_last_uid, const char **error_r, bool *retry_r);
 
 #endif

@@ -38,12 +38,6 @@ struct store_prep {
 	char date[40];
 };
 
-/* Orders by hash so concurrent pollers take unique-index locks in one order: no deadlocks. */
-static int store_prep_cmp(const void *a, const void *b)
-{
-	return memcmp(((const struct store_prep *)a)->sha, ((const struct store_prep *)b)->sha, SHA256_LEN);
-}
-
 /* Queues one statement in the pipeline. */
 static int store_send(PGconn *db, const char *sql, int n, const char *const *vals, const int *lens,
 		      const int *fmts, const char **error_r)
@@ -55,8 +49,9 @@ static int store_send(PGconn *db, const char *sql, int n, const char *const *val
 	return 0;
 }
 
-/* Reads one statement's result from the pipeline; expect_rows < 0 means any. */
-static int store_recv(PGconn *db, int expect_rows, const char *what, const char **error_r)
+/* Reads one statement's result from the pipeline; expect_rows < 0 means any. A deadlock or
+   serialization failure sets *retry_r: the whole batch may simply be tried again. */
+static int store_recv(PGconn *db, int expect_rows, const char *what, const char **error_r, bool *retry_r)
 {
 	PGresult *res = PQgetResult(db);
 	int ok = 0;
@@ -66,7 +61,10 @@ static int store_recv(PGconn *db, int expect_rows, const char *what, const char 
 	}
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		if (ok == 0 && st != PGRES_PIPELINE_ABORTED)
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+			*retry_r = true;
+		if (st != PGRES_PIPELINE_ABORTED)
 			*error_r = db_error_set(what, PQresultErrorMessage(res));
 		else
 			*error_r = db_error_set(what, "skipped after an earlier error");
@@ -85,9 +83,10 @@ static int store_recv(PGconn *db, int expect_rows, const char *what, const char 
 /* Stores one batch atomically. */
 int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder_id, uint64_t uidvalidity,
 		struct fetched_msg *msgs, size_t nmsgs, const struct skipped_msg *skipped, size_t nskipped,
-		uint64_t new_last_uid, const char **error_r)
+		uint64_t new_last_uid, const char **error_r, bool *retry_r)
 {
 	PGconn *db = ctx->db;
+	*retry_r = false;
 	struct store_prep *prep = xcalloc(nmsgs ? nmsgs : 1, sizeof(*prep));
 	char s_acct[24], s_folder[24], s_uv[24], s_last[24], s_lease[24];
 	int rc = -1, sent = 0;
@@ -108,7 +107,6 @@ int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder
 			strftime(prep[i].date, sizeof(prep[i].date), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		}
 	}
-	qsort(prep, nmsgs, sizeof(*prep), store_prep_cmp);
 
 	if (PQenterPipelineMode(db) != 1) {
 		*error_r = db_error_set("cannot enter pipeline mode", PQerrorMessage(db));
@@ -166,7 +164,7 @@ int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder
 				expect = 1;
 			what = (i - 2) % 2 == 0 ? "storing message" : "recording provenance";
 		}
-		if (store_recv(db, expect, what, error_r) < 0 && !failed) {
+		if (store_recv(db, expect, what, error_r, retry_r) < 0 && !failed) {
 			failed = 1;
 			first_error = xstrdup(*error_r);
 		}

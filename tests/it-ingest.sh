@@ -67,13 +67,17 @@ t_eq "one message seen in two accounts has two locations" "2" \
 	"$(mv_sql "SELECT count(*) FROM locations l JOIN folders f ON f.id = l.folder_id WHERE l.message_serial =
 	  (SELECT l2.message_serial FROM locations l2 JOIN folders f2 ON f2.id = l2.folder_id WHERE f2.name = 'Forwarded')")"
 
-# show --raw gives back exactly the stored bytes, whose hash is the key
-bad=0
+# show --raw gives back exactly the stored bytes, whose hash is the key (every blob checked in SQL,
+# the command on a sample that includes every malformed message)
+t_eq "every stored blob hashes to its key" 0 "$(mv_sql 'SELECT count(*) FROM blobs WHERE sha256 <> sha256(raw)')"
+bad=0 n=0
 while IFS=$'\t' read -r serial sha; do
+	n=$((n + 1))
 	got=$(mvcli show --raw "$serial" | sha256sum | cut -d' ' -f1)
 	[ "$got" = "$sha" ] || { bad=$((bad + 1)); echo "# serial $serial: $got != $sha"; }
-done < <(mv_sql "SELECT serial, encode(sha256, 'hex') FROM messages ORDER BY serial")
-t_eq "show --raw of every message hashes to its SHA-256" 0 "$bad"
+done < <(mv_sql "SELECT serial, encode(sha256, 'hex') FROM messages WHERE serial % 7 = 0 OR header_error IS NOT NULL ORDER BY serial")
+t_ok "show --raw was checked on a real sample ($n messages)" test "$n" -ge 50
+t_eq "show --raw of each sampled message hashes to its SHA-256" 0 "$bad"
 t_eq "blob sizes match their bytes" "0" "$(mv_sql 'SELECT count(*) FROM blobs WHERE length(raw) <> size')"
 
 # --- malformed input is archived all the same, with what could be read ---

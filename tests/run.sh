@@ -114,6 +114,12 @@ for script in tests/it-*.sh; do
 	run_one "$n" "$logdir/$n.log" bash "$script"
 done
 
+# The same programs built with ASan and UBSan, on the tests that feed them hostile input and failures.
+for n in ${MV_ASAN_IT:-it-ingest it-tls}; do
+	selected "asan/$n" || continue
+	run_one "asan/$n" "$logdir/asan-$n.log" env MV_BUILD="$root/build-asan" bash "tests/$n.sh"
+done
+
 if [ "$ran" = 0 ] && [ "$problems" = 0 ]; then
 	if [ "${#patterns[@]}" -gt 0 ]; then
 		echo "tests/run.sh: no test matches '${patterns[*]}'" >&2

@@ -327,7 +327,7 @@ _mv_dc_relay_start() {
 	_mv_dc_relay_pid "$d" >/dev/null && return 0
 	read -r imap imaps internal <"$d/ports"
 	rm -f "$d/relay.pid"
-	setsid python3 "$_mv_dc_lib_dir/starttls_relay.py" "$imap" "$internal" "$d/relay.pid" \
+	setsid "$MV_PYTHON" "$_mv_dc_lib_dir/starttls_relay.py" "$imap" "$internal" "$d/relay.pid" \
 		</dev/null >>"$d/relay.log" 2>&1 &
 	for ((i = 0; i < 200; i++)); do
 		_mv_dc_relay_pid "$d" >/dev/null && return 0
@@ -446,7 +446,7 @@ dovecot_add_user() {
 	} >"$d/users.new"
 	chmod 600 "$d/users.new"
 	mv "$d/users.new" "$d/users"
-	printf '\0' | python3 "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" INBOX "$(_mv_dc_owner)"
+	printf '\0' | "$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" INBOX "$(_mv_dc_owner)"
 }
 
 # maildir_add DIR USER FOLDER FILE...: copies the files into the folder as new messages (see the top).
@@ -458,7 +458,7 @@ maildir_add() {
 		tr '\n' '\0'
 	else
 		[ "$#" -gt 0 ] && printf '%s\0' "$@"
-	fi | python3 "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" "$folder" "$(_mv_dc_owner)"
+	fi | "$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" "$folder" "$(_mv_dc_owner)"
 }
 
 # dovecot_reset_uidvalidity DIR USER FOLDER: drops the folder's uidlist and indexes (Dovecot must be stopped).
@@ -483,5 +483,5 @@ dovecot_reset_uidvalidity() {
 enron_load() {
 	local dir=${1:?usage: enron_load DIR CORPUS_ROOT [MAX_USERS] [MAX_PER_FOLDER]} root=${2:?} d
 	d=$(_mv_dc_init "$dir") || return 1
-	python3 "$_mv_dc_lib_dir/maildir_add.py" enron "$d" "$root" "${3:-0}" "${4:-0}" "$(_mv_dc_owner)"
+	"$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" enron "$d" "$root" "${3:-0}" "${4:-0}" "$(_mv_dc_owner)"
 }

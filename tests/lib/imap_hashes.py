@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Test harness: an independent IMAP client that lists what a server holds, one line per message.
 
   imap_hashes.py --host localhost --port P --cafile CA --user U --password PW [--folder F]... [--starttls]

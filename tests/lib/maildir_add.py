@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Test harness: fast bulk copy of message files into Dovecot maildirs (LAYOUT=fs), used by dovecot.sh.
 
   maildir_add.py add MAILROOT FOLDER UID:GID      file names on stdin, NUL-separated

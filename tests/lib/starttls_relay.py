@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Test harness: the STARTTLS port of the private Dovecot, relayed so that Dovecot enforces TLS.
 
 Dovecot treats a connection whose remote address equals its local address as "secured" and then allows

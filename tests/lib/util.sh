@@ -1,10 +1,16 @@
 # Test harness: small shared helpers (free loopback ports, readiness probes, folder access); sourced by pg.sh and dovecot.sh.
 # shellcheck shell=bash source-path=SCRIPTDIR
 
+# Debian's python3: a python3 earlier in PATH may be a slow wrapper (pyenv shims cost ~0.7 s a call).
+if [ -z "${MV_PYTHON:-}" ]; then
+	if [ -x /usr/bin/python3 ]; then MV_PYTHON=/usr/bin/python3; else MV_PYTHON=python3; fi
+fi
+export MV_PYTHON
+
 # mv_free_ports N: prints N distinct port numbers that were free on 127.0.0.1 a moment ago, one a line.
 # All N sockets are held open together so the same number is never printed twice.
 mv_free_ports() {
-	python3 - "${1:-1}" <<'PY'
+	"$MV_PYTHON" - "${1:-1}" <<'PY'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):

@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# Ingest benchmark (issue 2): mailvaultd --once vs mbsync -a over the whole Enron corpus on a private Dovecot.
+#
+# Run by `make bench` (after `make all`) as `bash bench/bench.sh`. Everything lives in a scratch folder under
+# /tmp that is removed at the end (MV_KEEP=1 keeps it); only loopback and unix sockets are used.
+#   1. private Dovecot (IMAPS, "localhost") + the whole Enron corpus: 137 users, 44,755 messages
+#   2. warm-up, untimed: read every maildir file, one mbsync pass and one mailvaultd pass into scratch stores
+#   3. mbsync -q -a (FSync yes), one channel per user, all folders -> local maildirs; timed; files counted
+#   4. mailvaultd -c CONF --once for each worker count (fresh PostgreSQL 15 cluster, durable commits, each);
+#      timed, peak RSS from /usr/bin/time -v, SELECT count(*) FROM locations checked
+#   5. table + targets (msg/s ratio >= 2.0; peak RSS < 64 MiB + 2 x largest message), section
+#      "## Ingest (issue 2)" of bench/RESULTS.md rewritten
+# Environment: MV_BENCH_WORKERS (default "2 4"), MV_CORPUS (default /work/shared/corpora/enron-inbox.tar.xz),
+# MV_KEEP=1 (keep the scratch folder), MV_BENCH_STRICT=1 (exit 1 when a target fails, not only on errors).
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MV_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+export MV_ROOT
+# shellcheck source=../tests/lib/common.sh
+. "$MV_ROOT/tests/lib/common.sh"
+
+CORPUS=${MV_CORPUS:-/work/shared/corpora/enron-inbox.tar.xz}
+WORKERS_LIST=${MV_BENCH_WORKERS:-2 4}
+EXPECT_MSGS=44755
+EXPECT_USERS=137
+MVD=$MV_BUILD/mailvaultd
+MVCLI=$MV_BUILD/mailvault
+RESULTS=$BENCH_DIR/RESULTS.md
+SECTION="## Ingest (issue 2)"
+
+say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() {
+	printf 'bench: FAILED: %s\n' "$*" >&2
+	exit 1
+}
+now() { date +%s.%N; }
+# calc EXPR: floating point arithmetic (awk), printed with up to 6 significant digits unless EXPR formats
+calc() { awk "BEGIN { print $1 }"; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# ---------------------------------------------------------------------------------------------- checks
+if [ ! -x "$MVD" ] || [ ! -x "$MVCLI" ]; then
+	die "build/mailvaultd and build/mailvault are missing: run make all first"
+fi
+command -v mbsync >/dev/null || die "mbsync (package isync) is not installed"
+if [ ! -x /usr/bin/time ]; then
+	if [ "$(id -u)" = 0 ]; then
+		say "installing GNU time (package time) for peak RSS"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time >/dev/null ||
+			die "apt-get install time failed"
+	else
+		die "/usr/bin/time is missing: apt-get install time"
+	fi
+fi
+[ -r "$CORPUS" ] || die "corpus $CORPUS not readable"
+
+bench_t0=$(now)
+t_tmpdir B
+say "scratch folder $B (removed at exit unless MV_KEEP=1)"
+
+# ------------------------------------------------------------------------------- 1. Dovecot + corpus
+say "unpacking $(basename "$CORPUS")"
+mkdir -p "$B/corpus"
+tar -xJf "$CORPUS" -C "$B/corpus"
+root=$(dirname "$(find "$B/corpus" -maxdepth 3 -type d -name maildir | head -n 1)")
+[ -d "$root/maildir" ] || die "no maildir/ folder in $CORPUS"
+say "loading the corpus into a private Dovecot (enron_load)"
+enron_load "$B" "$root"
+rm -rf "$B/corpus"
+dovecot_start "$B"
+DC=$B/dovecot
+read -r n_users n_folders n_msgs < <(awk -F'\t' '{ f += $3; m += $4 } END { print NR, f, m }' "$DC/users.tsv")
+n_files=$(find "$DC/mail" -type f -path '*/cur/*' | wc -l)
+say "Dovecot on 127.0.0.1:$DOVECOT_IMAPS_PORT (IMAPS): $n_users users, $n_folders folders, $n_msgs messages" \
+	"($n_files maildir files)"
+if [ "$n_msgs" != "$EXPECT_MSGS" ] || [ "$n_files" != "$EXPECT_MSGS" ]; then
+	die "expected $EXPECT_MSGS messages, users.tsv says $n_msgs, the maildirs hold $n_files"
+fi
+[ "$n_users" = "$EXPECT_USERS" ] || die "expected $EXPECT_USERS users, got $n_users"
+
+# mbsync -a keeps every account's connection open until it ends (137 at once). Over TLS each connection
+# holds one imap-login process (service_count = 1), and imap-login inherits default_process_limit = 100:
+# connections 101+ are dropped ("process_limit (100) reached"). Local workaround: raise it and reload.
+lim=$(doveconf -c "$DOVECOT_CONF" -h service/imap-login/process_limit 2>/dev/null || echo 0)
+[ "$lim" = 0 ] && lim=$(doveconf -c "$DOVECOT_CONF" -h default_process_limit 2>/dev/null || echo 100)
+if [ "$lim" -lt $((n_users + 50)) ]; then
+	say "raising Dovecot's imap-login process_limit from $lim to 1000 (bench workaround, see bench.sh)"
+	printf '\n# bench/bench.sh: mbsync -a holds one TLS connection per account open at once\n%s\n' \
+		'service imap-login {' '  process_limit = 1000' '}' >>"$DOVECOT_CONF"
+	dovecot_reload "$B"
+	lim=$(doveconf -c "$DOVECOT_CONF" -h service/imap-login/process_limit)
+	[ "$lim" -ge $((n_users + 50)) ] || die "could not raise imap-login process_limit (now $lim)"
+fi
+dc_master=$(cat "$DC/run/master.pid")
+
+# ------------------------------------------------------------------------------------------- helpers
+# write_mbsyncrc FILE TARGET FSYNC: one IMAPAccount/IMAPStore/MaildirStore/Channel per user.
+write_mbsyncrc() {
+	local file=$1 target=$2 fsync=$3 user pw _f _m
+	{
+		echo "# mbsync configuration written by bench/bench.sh"
+		echo "FSync $fsync"
+		while IFS=$'\t' read -r user pw _f _m; do
+			mkdir -p "$target/$user"
+			cat <<-EOF
+
+			IMAPAccount $user
+			Host localhost
+			Port $DOVECOT_IMAPS_PORT
+			User "$user"
+			Pass "$pw"
+			SSLType IMAPS
+			CertificateFile $MV_CA_FILE
+
+			IMAPStore $user-far
+			Account $user
+
+			MaildirStore $user-near
+			Path $target/$user/
+			Inbox $target/$user/INBOX
+			SubFolders Verbatim
+
+			Channel $user
+			Far :$user-far:
+			Near :$user-near:
+			Patterns *
+			Create Near
+			Sync Pull
+			SyncState *
+			EOF
+		done <"$DC/users.tsv"
+	} >"$file"
+}
+
+# count_maildir TARGET: number of message files in the maildirs under TARGET.
+count_maildir() {
+	find "$1" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l
+}
+
+# cpu_of PID...: CPU seconds used so far by each process tree, space-separated.
+cpu_of() {
+	python3 "$BENCH_DIR/cputree.py" "$@" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $2 } END { print "" }'
+}
+
+# mv_setup NAME WORKERS: fresh PostgreSQL cluster $B/NAME, CONF $B/NAME.conf, init, one account per user.
+mv_setup() {
+	local name=$1 workers=$2 user pw _f _m
+	pg_start "$B/$name"
+	MV_CONF=$B/$name.conf
+	cat >"$MV_CONF" <<-EOF
+	[database]
+	conninfo = $MV_CONNINFO
+	[daemon]
+	workers = $workers
+	log_level = info
+	[tls]
+	ca_file = $MV_CA_FILE
+	EOF
+	"$MVCLI" -c "$MV_CONF" init >"$B/$name.setup.log" 2>&1 || {
+		cat "$B/$name.setup.log" >&2
+		die "mailvault init failed"
+	}
+	mkdir -p "$B/secrets"
+	while IFS=$'\t' read -r user pw _f _m; do
+		if [ ! -f "$B/secrets/$user" ]; then
+			(umask 077 && printf '%s' "$pw" >"$B/secrets/$user")
+		fi
+		"$MVCLI" -c "$MV_CONF" account add "$user" --host localhost --port "$DOVECOT_IMAPS_PORT" \
+			--user "$user" --secret "file:$B/secrets/$user" >>"$B/$name.setup.log" 2>&1 || {
+			tail -n 20 "$B/$name.setup.log" >&2
+			die "mailvault account add $user failed"
+		}
+	done <"$DC/users.tsv"
+}
+
+# mv_teardown NAME: stops the run's cluster and frees its disk space (kept with MV_KEEP=1).
+mv_teardown() {
+	pg_stop "$B/$1"
+	[ "${MV_KEEP:-0}" = 1 ] || rm -rf "${B:?}/${1:?}"
+}
+
+# mv_check NAME: the archive holds every message once per location, every folder, no ingest error.
+mv_check() {
+	local locs folders errs
+	read -r locs folders errs < <(pg_psql "SELECT (SELECT count(*) FROM locations), (SELECT count(*) FROM folders),
+		(SELECT count(*) FROM ingest_errors)" | tr '|' ' ')
+	say "  $1: locations $locs, folders $folders, ingest errors $errs"
+	[ "$locs" = "$EXPECT_MSGS" ] || die "$1: SELECT count(*) FROM locations = $locs, expected $EXPECT_MSGS"
+	[ "$folders" = "$n_folders" ] || die "$1: $folders folders archived, expected $n_folders"
+	[ "$errs" = 0 ] || die "$1: $errs ingest errors"
+}
+
+# mvd_fail NAME LOG: explains a failed mailvaultd run and stops.
+mvd_fail() {
+	echo "--- tail of $2 ---" >&2
+	tail -n 30 "$2" >&2
+	grep -E ' (warn|error|fatal):' "$2" | head -n 20 >&2 || true
+	die "$1: mailvaultd --once failed"
+}
+
+# ------------------------------------------------------------------------------------------ 2. warm-up
+say "warm-up (untimed): reading every maildir file"
+find "$DC/mail" -type f -print0 | xargs -0 cat >/dev/null
+say "warm-up (untimed): one mbsync -a pass (FSync no) into a scratch maildir"
+write_mbsyncrc "$B/mbsyncrc.warm" "$B/mbsync-warm" no
+mbsync -c "$B/mbsyncrc.warm" -q -a >"$B/mbsync-warm.log" 2>&1 || {
+	tail -n 20 "$B/mbsync-warm.log" >&2
+	die "warm-up mbsync failed"
+}
+rm -rf "$B/mbsync-warm"
+say "warm-up (untimed): one mailvaultd --once pass (workers = 4) into a scratch database"
+mv_setup pgwarm 4
+"$MVD" -c "$MV_CONF" --once 2>"$B/mvd-warm.log" || mvd_fail warm-up "$B/mvd-warm.log"
+mv_check warm-up
+# the byte total as Dovecot sends it (CRLF lines), and the largest message, from the archive
+read -r total_bytes max_msg uniq_msgs < <(pg_psql "SELECT (SELECT sum(m.size) FROM locations l JOIN messages m
+	ON m.serial = l.message_serial), (SELECT max(size) FROM messages), (SELECT count(*) FROM messages)" | tr '|' ' ')
+mv_teardown pgwarm
+say "  $EXPECT_MSGS messages ($uniq_msgs distinct), $total_bytes bytes as sent by the server, largest $max_msg bytes"
+
+# ------------------------------------------------------------------------------------------ 3. mbsync
+write_mbsyncrc "$B/mbsyncrc" "$B/mbsync" yes
+say "mbsync -q -a (FSync yes, $n_users channels, Patterns *): timed"
+mb_load=$(loadavg)
+read -r dc0 < <(cpu_of "$dc_master")
+t0=$(now)
+/usr/bin/time -v -o "$B/mbsync.time" mbsync -c "$B/mbsyncrc" -q -a >"$B/mbsync.log" 2>&1 || {
+	tail -n 20 "$B/mbsync.log" >&2
+	die "mbsync -a failed"
+}
+t1=$(now)
+read -r dc1 < <(cpu_of "$dc_master")
+mb_secs=$(calc "$t1 - $t0")
+mb_files=$(count_maildir "$B/mbsync")
+[ "$mb_files" = "$EXPECT_MSGS" ] || die "mbsync fetched $mb_files messages, expected $EXPECT_MSGS"
+mb_rss=$(awk -F': ' '/Maximum resident/ { print $2 }' "$B/mbsync.time")
+mb_cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$B/mbsync.time")
+mb_dccpu=$(calc "$dc1 - $dc0")
+say "  mbsync: $(printf '%.1f' "$mb_secs") s, $mb_files files, peak RSS $((mb_rss / 1024)) MiB"
+[ "${MV_KEEP:-0}" = 1 ] || rm -rf "$B/mbsync"
+
+# --------------------------------------------------------------------------------------- 4. mailvaultd
+declare -A mv_secs mv_rss mv_cpu mv_pgcpu mv_dccpu mv_load
+for w in $WORKERS_LIST; do
+	say "mailvaultd --once, workers = $w: fresh database, $n_users accounts"
+	mv_setup "pgw$w" "$w"
+	pg_master=$(head -n 1 "$B/pgw$w/pg/data/postmaster.pid")
+	mv_load[$w]=$(loadavg)
+	read -r pg0 dc0 < <(cpu_of "$pg_master" "$dc_master")
+	t0=$(now)
+	/usr/bin/time -v -o "$B/mvd-w$w.time" "$MVD" -c "$MV_CONF" --once 2>"$B/mvd-w$w.log" ||
+		mvd_fail "workers=$w" "$B/mvd-w$w.log"
+	t1=$(now)
+	read -r pg1 dc1 < <(cpu_of "$pg_master" "$dc_master")
+	mv_secs[$w]=$(calc "$t1 - $t0")
+	mv_rss[$w]=$(awk -F': ' '/Maximum resident/ { print $2 }' "$B/mvd-w$w.time")
+	mv_cpu[$w]=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$B/mvd-w$w.time")
+	mv_pgcpu[$w]=$(calc "$pg1 - $pg0")
+	mv_dccpu[$w]=$(calc "$dc1 - $dc0")
+	mv_check "workers=$w"
+	"$MVCLI" -c "$MV_CONF" status >"$B/status-w$w.txt" 2>&1 || die "mailvault status failed"
+	say "  workers=$w: $(printf '%.1f' "${mv_secs[$w]}") s, peak RSS $((mv_rss[$w] / 1024)) MiB"
+	mv_teardown "pgw$w"
+done
+
+# --------------------------------------------------------------------------------------- 5. the table
+rss_limit_kib=$(calc "64 * 1024 + 2 * $max_msg / 1024")
+mb_rate=$(calc "$EXPECT_MSGS / $mb_secs")
+target_w=4
+case " $WORKERS_LIST " in *" 4 "*) ;; *) target_w=${WORKERS_LIST##* } ;; esac
+fails=0
+table=$B/table.md
+{
+	echo "| tool | seconds | msg/s | MB/s | msg/s vs mbsync | peak RSS | CPU s: tool / postgres / dovecot | load at start |"
+	echo "|---|---:|---:|---:|---:|---:|---|---:|"
+	printf '| mbsync -a (FSync yes) | %.1f | %.0f | %.2f | 1.00 | %.1f MiB | %s / - / %.1f | %s |\n' \
+		"$mb_secs" "$mb_rate" "$(calc "$total_bytes / 1e6 / $mb_secs")" "$(calc "$mb_rss / 1024")" \
+		"$mb_cpu" "$mb_dccpu" "$mb_load"
+	for w in $WORKERS_LIST; do
+		printf '| mailvaultd --once, workers = %s | %.1f | %.0f | %.2f | %.2f | %.1f MiB | %s / %.1f / %.1f | %s |\n' \
+			"$w" "${mv_secs[$w]}" "$(calc "$EXPECT_MSGS / ${mv_secs[$w]}")" \
+			"$(calc "$total_bytes / 1e6 / ${mv_secs[$w]}")" "$(calc "$mb_secs / ${mv_secs[$w]}")" \
+			"$(calc "${mv_rss[$w]} / 1024")" "${mv_cpu[$w]}" "${mv_pgcpu[$w]}" "${mv_dccpu[$w]}" "${mv_load[$w]}"
+	done
+} >"$table"
+ratio=$(calc "$mb_secs / ${mv_secs[$target_w]}")
+if awk "BEGIN { exit !($ratio >= 2.0) }"; then ratio_v=PASS; else ratio_v=FAIL; fails=$((fails + 1)); fi
+if [ "${mv_rss[$target_w]}" -lt "${rss_limit_kib%.*}" ]; then rss_v=PASS; else rss_v=FAIL; fails=$((fails + 1)); fi
+targets=$(printf -- '- msg/s ratio mailvaultd (workers = %s) / mbsync >= 2.0: **%s** (%.2f)\n- peak RSS of mailvaultd (workers = %s) < 64 MiB + 2 x largest message (%s B) = %.1f MiB: **%s** (%.1f MiB)' \
+	"$target_w" "$ratio_v" "$ratio" "$target_w" "$max_msg" "$(calc "$rss_limit_kib / 1024")" "$rss_v" \
+	"$(calc "${mv_rss[$target_w]} / 1024")")
+
+echo
+echo "Ingest benchmark: $EXPECT_MSGS messages, $n_folders folders, $n_users accounts," \
+	"$(calc "$total_bytes / 1e6") MB as sent by the server; largest message $max_msg B"
+echo
+column -t -s '|' -o '|' <(grep -v '^|---' "$table") 2>/dev/null || cat "$table"
+echo
+echo "$targets"
+echo
+
+# ------------------------------------------------------------------------------------- RESULTS.md
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+dovecot_v=$(dovecot --version 2>/dev/null | cut -d' ' -f1)
+pg_v=$("$MV_PG_BIN/postgres" --version | awk '{ print $3 }')
+mbsync_v=$(mbsync --version | awk '{ print $2 }')
+section=$B/section.md
+{
+	echo "$SECTION"
+	echo
+	echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') with \`make bench\` (bench/bench.sh) on $(nproc) x $cpu_model" \
+		"(nproc $(nproc)), $mem_gib GiB RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)."
+	echo
+	echo "- Corpus: Enron inbox, whole: $n_users accounts, $n_folders folders, $EXPECT_MSGS messages ($uniq_msgs distinct)," \
+		"$(printf '%.1f' "$(calc "$total_bytes / 1e6")") MB as Dovecot sends them (CRLF; sum of RFC822.SIZE over" \
+		"all locations), largest message $max_msg B. MB = 10^6 bytes, MiB = 2^20 bytes."
+	echo "- Servers, all on this machine, loopback only: Dovecot $dovecot_v (IMAPS, TLS >= 1.2, host localhost," \
+		"certificate verified), PostgreSQL $pg_v with fsync = on and synchronous_commit = on (durable commits;" \
+		"a fresh cluster for each mailvaultd run)."
+	echo "- Peer: mbsync (isync $mbsync_v) \`mbsync -q -a\` with FSync yes (durable), one IMAPAccount/IMAPStore/" \
+		"MaildirStore/Channel per account (Patterns *, Create Near, Sync Pull, SyncState *); it syncs the accounts" \
+		"one after another. mailvaultd: \`mailvaultd -c CONF --once\`, batch defaults, log_level = info."
+	echo "- Warm server for both: the page cache was not dropped; before timing, every maildir file was read and" \
+		"one untimed pass of each tool (mbsync FSync no, mailvaultd workers = 4) went through Dovecot, so its" \
+		"indexes and caches exist. Both tools were checked to have fetched all $EXPECT_MSGS messages (maildir" \
+		"files; SELECT count(*) FROM locations)."
+	echo "- CPU s: user + system CPU seconds of the tool (/usr/bin/time -v), and of the whole PostgreSQL and" \
+		"Dovecot process trees during the run (bench/cputree.py). Load at start: 1-minute load average" \
+		"(the machine may be shared with other jobs)."
+	echo
+	cat "$table"
+	echo
+	echo "Targets:"
+	echo
+	echo "$targets"
+	echo
+} >"$section"
+if [ ! -f "$RESULTS" ]; then
+	printf '%s\n\n%s\n\n' "# mailvault benchmarks" \
+		"Figures written by \`make bench\`; each part below is replaced by the run that produced it." >"$RESULTS"
+fi
+awk -v secfile="$section" -v head="$SECTION" '
+	BEGIN { while ((getline line < secfile) > 0) sec = sec line "\n" }
+	/^## / { skip = 0; if ($0 == head) { printf "%s", sec; done = 1; skip = 1; next } }
+	!skip { print }
+	END { if (!done) printf "%s", sec }
+' "$RESULTS" >"$RESULTS.new"
+mv "$RESULTS.new" "$RESULTS"
+say "wrote section \"$SECTION\" of bench/RESULTS.md"
+say "bench took $(printf '%.0f' "$(calc "$(now) - $bench_t0")") s"
+
+if [ "$fails" != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ]; then
+	exit 1
+fi
+exit 0

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make demo: a private PostgreSQL and Dovecot under ./var/demo, a slice of the Enron mail in four
+# mailboxes (one of them shared by the legal team), one archiving pass, and a look at the result.
+set -eu  # no pipefail: `| head` ends the listings early on purpose
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+. tests/lib/pg.sh
+. tests/lib/dovecot.sh
+D=$root/var/demo
+SHARED=${MV_SHARED:-$root/../shared}
+build=$root/build
+
+# a fresh demo each time: stop what an earlier run left and start over
+[ -d "$D" ] && { dovecot_stop "$D" || true; pg_stop "$D" || true; rm -rf "$D"; }
+mkdir -p "$D" && chmod 755 "$root/var" "$D"
+corpus=$(mktemp -d /tmp/mailvault-demo.XXXXXX)
+trap 'rm -rf "$corpus"' EXIT
+
+echo "== unpacking a slice of the Enron corpus"
+tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$corpus" \
+	enron_inbox/maildir/dasovich-j enron_inbox/maildir/lay-k enron_inbox/maildir/skilling-j enron_inbox/maildir/kean-s
+E=$corpus/enron_inbox/maildir
+echo "== starting PostgreSQL and Dovecot under var/demo (127.0.0.1 only)"
+pg_start "$D" >/dev/null
+for u in jeff.dasovich ken.lay jeff.skilling legal-shared; do dovecot_add_user "$D" "$u" "demo-$u"; done
+dovecot_start "$D" >/dev/null
+load() { # USER FOLDER SOURCE_DIR
+	find "$3" -maxdepth 1 -type f | sort | maildir_add "$D" "$1" "$2" -
+}
+load jeff.dasovich INBOX "$E/dasovich-j/inbox"
+load ken.lay INBOX "$E/lay-k/inbox"
+load jeff.skilling INBOX "$E/skilling-j/inbox"
+# the legal team's shared mailbox: what was forwarded to it, filed by matter
+load legal-shared INBOX "$E/kean-s/inbox"
+for sub in "$E"/*/inbox/*/; do
+	[ -d "$sub" ] && load legal-shared "Matters/$(basename "$sub")" "$sub"
+done
+
+cat >"$D/mailvault.conf" <<CONF
+[database]
+conninfo = $MV_CONNINFO
+ingest_conninfo = $MV_CONNINFO user=demo_poller
+[daemon]
+workers = 2
+log_level = info
+[tls]
+ca_file = $MV_CA_FILE
+[indexer]
+index_path = $D/index
+CONF
+mv() { "$build/mailvault" -c "$D/mailvault.conf" "$@"; }
+echo
+echo "== mailvault init"
+mv init
+# the poller logs in as its own role, which may insert but never change or delete
+pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest" >/dev/null
+for u in jeff.dasovich ken.lay jeff.skilling legal-shared; do
+	(umask 077 && echo "demo-$u" >"$D/secret-$u")
+done
+mv account add jeff.dasovich --host localhost --port "$DOVECOT_IMAPS_PORT" --user jeff.dasovich --secret "file:$D/secret-jeff.dasovich"
+mv account add ken.lay --host localhost --port "$DOVECOT_IMAPS_PORT" --user ken.lay --secret "file:$D/secret-ken.lay"
+mv account add jeff.skilling --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttls --user jeff.skilling --secret "file:$D/secret-jeff.skilling"
+mv account add legal-shared --host localhost --port "$DOVECOT_IMAPS_PORT" --user legal-shared --secret "file:$D/secret-legal-shared" --interval 60
+echo
+echo "== mailvaultd --once (archive every account once)"
+"$build/mailvaultd" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'one pass|poll finished|error'
+echo
+echo "== a second pass adds nothing: folders are unchanged since the last sync"
+"$build/mailvaultd" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'one pass|unchanged' | head -3
+echo
+echo "== mailvault status"
+mv status
+echo
+echo "== mailvault ls --account ken.lay (first 5: serial, sha256, account, folder, uidvalidity, uid, internaldate, size)"
+mv ls --account ken.lay | head -5
+serial=$(mv ls --account ken.lay | head -1 | cut -f1)
+echo
+echo "== mailvault show $serial"
+mv show "$serial"
+echo
+echo "== the stored bytes are exactly what the server sent"
+echo "   show --raw | sha256sum: $(mv show --raw "$serial" | sha256sum | cut -d' ' -f1)"
+echo "   key in the archive:     $(mv ls --account ken.lay | head -1 | cut -f2)"
+echo
+echo "== the database refuses to alter archived mail, even for its owner"
+pg_psql "UPDATE messages SET subject = 'forged' WHERE serial = $serial" 2>&1 | grep -o 'mailvault: .*' || true
+dovecot_stop "$D"
+pg_stop "$D"
+cat <<EOF
+
+Demo done. The archive stays in var/demo; to look again:
+  . tests/lib/pg.sh && pg_start var/demo && build/mailvault -c var/demo/mailvault.conf status
+EOF
