@@ -5,7 +5,7 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS      := libpq openssl gmime-3.0
+PKGS      := libpq openssl gmime-3.0 xapian-core
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PG_INC     := $(shell pg_config --includedir 2>/dev/null)
@@ -13,9 +13,13 @@ PG_INC     := $(shell pg_config --includedir 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib $(PKG_CFLAGS) -I$(PG_INC) -MMD -MP
-LDLIBS   += $(PKG_LIBS) -lpthread
+LDLIBS   += $(PKG_LIBS) -lstdc++ -lpthread -lm
+# C++ only in indexer/xapian_shim.cc: Xapian's API, wrapped once behind a C header
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Ilib -Iindexer $(PKG_CFLAGS) -MMD -MP
 ifeq ($(SANITIZE),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
   BUILD   := build-asan
 endif
@@ -24,18 +28,34 @@ LIB_SRC    := $(wildcard lib/*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBMV      := $(BUILD)/libmailvault.a
 DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+# indexer/: the library half (MIME extraction, query language, Xapian shim) shared with the CLI,
+# and the program's own files (indexer-*.c)
+IDX_SRC    := $(filter-out indexer/indexer-%.c,$(wildcard indexer/*.c))
+IDX_OBJ    := $(IDX_SRC:%.c=$(BUILD)/%.o) $(patsubst %.cc,$(BUILD)/%.o,$(wildcard indexer/*.cc))
+LIBIDX     := $(BUILD)/libmvindex.a
+INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c)) $(BUILD)/gen/migrations.o
 SQL_FILES  := $(sort $(wildcard sql/[0-9]*.sql))
 UNIT_SRC   := $(wildcard tests/test-*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault
+PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(if $(INDEXER_OBJ),$(BUILD)/mailvault-indexer)
 
 .PHONY: all check unit demo bench install clean deps
 all: $(PROGRAMS) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -Iindexer -c -o $@ $<
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
+
+$(LIBIDX): $(IDX_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/mailvault-indexer: $(INDEXER_OBJ) $(LIBIDX) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The schema travels inside the mailvault binary, so `mailvault init` needs no files at run time.
 $(BUILD)/gen/migrations.c: $(SQL_FILES) sql/embed.sh
@@ -51,10 +71,10 @@ $(LIBMV): $(LIB_OBJ)
 $(BUILD)/mailvaultd: $(DAEMON_OBJ) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/mailvault: $(CLI_OBJ) $(LIBMV)
+$(BUILD)/mailvault: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBMV)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
@@ -83,4 +103,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)

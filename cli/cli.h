@@ -18,6 +18,12 @@ int cmd_account(struct cli *cli, int argc, char **argv);
 int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_search(struct cli *cli, int argc, char **argv);
+int cmd_officer(struct cli *cli, int argc, char **argv);
+int cmd_index(struct cli *cli, int argc, char **argv);
+
+/* Writes an audit row (actor = the login); -1 after printing the error: the action must not proceed. */
+int cli_audit(struct cli *cli, const char *action, const char *target, const char *details);
 
 /* Prints "mailvault: MESSAGE" to stderr and returns 1 (for `return cli_error(...)`). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "db.h"
 #include "json.h"
+#include "mime-extract.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -97,6 +98,19 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	if (cli_connect(cli) < 0)
 		return 1;
 	const char *p[] = { serial };
+	/* every look at a message is audited, including looks at messages that are not there (or not
+	   visible to this officer) */
+	PGresult *vis = db_query(cli->db, "SELECT 1 FROM messages WHERE serial = $1", 1, p, &err);
+	if (vis == NULL)
+		return cli_error("show: %s", err);
+	bool found = PQntuples(vis) > 0;
+	PQclear(vis);
+	char details[64];
+	snprintf(details, sizeof(details), "{\"raw\":%s,\"found\":%s}", raw ? "true" : "false", found ? "true" : "false");
+	if (cli_audit(cli, "show", serial, details) < 0)
+		return 1;
+	if (!found)
+		return cli_error("no message with serial %s", serial);
 	if (raw) {
 		/* binary result: the bytes go to stdout untouched */
 		PGresult *res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 "
@@ -141,6 +155,24 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
 		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
 	PQclear(res);
+	/* the decoded content, as the indexer reads it */
+	res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.serial = $1",
+			   1, NULL, p, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		cli_error("show: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return 1;
+	}
+	struct mime_extract mx;
+	mime_extract((const unsigned char *)PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &mx);
+	PQclear(res);
+	for (size_t i = 0; i < mx.nattachments; i++)
+		printf("%-12s %s (%s, %zu bytes)\n", "Attachment", mx.attachments[i].filename ? mx.attachments[i].filename
+		       : "(no name)", mx.attachments[i].mimetype, mx.attachments[i].size);
+	if (mx.problem != NULL)
+		printf("%-12s %s\n", "Note", mx.problem);
+	printf("\n%s\n", mx.body ? mx.body : "");
+	mime_extract_free(&mx);
 	return 0;
 }
 
@@ -210,6 +242,19 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		return cli_error("status: %s", err);
 	printf("\narchive: %s unique messages, %s locations, %.1f MB raw, %.1f MB on disk\n", PQgetvalue(res, 0, 0),
 	       PQgetvalue(res, 0, 1), atof(PQgetvalue(res, 0, 2)) / 1e6, atof(PQgetvalue(res, 0, 3)) / 1e6);
+	PQclear(res);
+	res = db_query(cli->db, "SELECT count(*) FILTER (WHERE indexed_at IS NOT NULL), count(*), "
+		       "coalesce(extract(epoch FROM now() - min(ingested_at) FILTER (WHERE indexed_at IS NULL))::bigint, 0), "
+		       "(SELECT count(*) FROM index_queue) FROM messages", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("status: %s", err);
+	long long lag = atoll(PQgetvalue(res, 0, 2));
+	printf("index: indexed %s of %s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	if (strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0)
+		printf("; oldest unindexed message waiting %lld s", lag);
+	if (atoll(PQgetvalue(res, 0, 3)) > 0)
+		printf("; %s queued removals", PQgetvalue(res, 0, 3));
+	printf("\n");
 	PQclear(res);
 	res = db_query(cli->db, "SELECT a.name, coalesce(f.name, '-'), e.uid, e.size, e.reason, " ISO_UTC("e.occurred_at")
 		       " FROM ingest_errors e JOIN accounts a ON a.id = e.account_id LEFT JOIN folders f ON f.id = e.folder_id "

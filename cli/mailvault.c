@@ -47,7 +47,11 @@ static void usage(FILE *out)
 		"  account list | enable NAME | disable NAME | remove NAME\n"
 		"  ls [--account A] [--folder F]      archived messages with their provenance\n"
 		"  show SERIAL [--raw]                a message (--raw: the exact stored bytes)\n"
-		"  status                             per account: folders, messages, bytes, sync, errors\n"
+		"  status                             per account: folders, messages, bytes, sync, errors; index lag\n"
+		"  search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY\n"
+		"                                     e.g. from:@enron.com subject:\"gas prices\" after:2001-05-01 -has:attachment\n"
+		"  officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE\n"
+		"  index verify | index rebuild       compare the index with the archive; re-index everything\n"
 		"REF is file:PATH, env:NAME or cmd:COMMAND; secrets are never stored in the database.\n");
 }
 
@@ -78,7 +82,8 @@ int main(int argc, char **argv)
 	}
 	static const struct { const char *name; int (*fn)(struct cli *, int, char **); } cmds[] = {
 		{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls }, { "show", cmd_show },
-		{ "status", cmd_status },
+		{ "status", cmd_status }, { "search", cmd_search }, { "officer", cmd_officer },
+		{ "index", cmd_index },
 	};
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
 		if (strcmp(argv[i], cmds[k].name) != 0)

@@ -145,6 +145,12 @@ int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder
 		sent++;
 	}
 	const char *wv[] = { s_folder, s_last };
+	/* wakes the indexer when the transaction commits */
+	if (nmsgs > 0) {
+		if (store_send(db, "NOTIFY mailvault_new_mail", 0, NULL, NULL, NULL, error_r) < 0)
+			goto abort;
+		sent++;
+	}
 	if (store_send(db, store_sql_watermark, 2, wv, NULL, NULL, error_r) < 0 ||
 	    store_send(db, "COMMIT", 0, NULL, NULL, NULL, error_r) < 0 || PQpipelineSync(db) != 1)
 		goto abort;

@@ -1,0 +1,498 @@
+/* mailvault search, officer and index: the officers' search, who may see what, and index health. */
+#include "cli.h"
+#include "buf.h"
+#include "db.h"
+#include "json.h"
+#include "prefixes.h"
+#include "query.h"
+#include "util.h"
+#include "xapian_shim.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes an audit row through the database's one audit function; details is a JSON object text. */
+int cli_audit(struct cli *cli, const char *action, const char *target, const char *details)
+{
+	const char *err;
+	const char *p[] = { action, target, details };
+	if (db_exec(cli->db, "SELECT mailvault_audit($1, $2, $3::jsonb)", 3, p, &err) < 0) {
+		/* an action that cannot be audited is not performed */
+		cli_error("cannot write the audit record: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The accounts this login may see: row-level security answers (the owner sees all). */
+static int search_scope(struct cli *cli, char ***names_r, size_t *n_r)
+{
+	const char *err;
+	PGresult *res = db_query(cli->db, "SELECT name FROM accounts ORDER BY name", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("cannot read your scope: %s", err), -1;
+	size_t n = (size_t)PQntuples(res);
+	char **names = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+	PQclear(res);
+	*names_r = names;
+	*n_r = n;
+	return 0;
+}
+
+/* Frees a NULL-terminated string array. */
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* Opens the index read-only. */
+static struct xs_db *search_open_index(struct cli *cli)
+{
+	char *xerr = NULL;
+	struct xs_db *xdb = NULL;
+	if (cli->cfg->index_path == NULL) {
+		cli_error("no index configured: set [indexer] index_path in %s", cli->cfg->path);
+		return NULL;
+	}
+	const char *paths[] = { cli->cfg->index_path };
+	if (xs_db_open_readonly(paths, 1, &xdb, &xerr) != XS_OK) {
+		cli_error("cannot open the index at %s: %s (has mailvault-indexer run?)", cli->cfg->index_path, xerr);
+		free(xerr);
+		return NULL;
+	}
+	return xdb;
+}
+
+/* search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY */
+int cmd_search(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "count", no_argument, NULL, 'n' },
+		{ "limit", required_argument, NULL, 'l' }, { "offset", required_argument, NULL, 'o' },
+		{ "sort", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 } };
+	bool count_only = false;
+	uint64_t limit = 50, offset = 0;
+	enum xs_sort sort = XS_SORT_DATE_DESC;
+	const char *sort_name = "-date";
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc + 1, argv - 1, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': break;
+		case 'n': count_only = true; break;
+		case 'l':
+			if (util_parse_uint(optarg, 1, 100000, &limit) < 0)
+				return cli_error("search: --limit must be 1 to 100000");
+			break;
+		case 'o':
+			if (util_parse_uint(optarg, 0, UINT32_MAX, &offset) < 0)
+				return cli_error("search: --offset must be a number");
+			break;
+		case 's':
+			sort_name = optarg;
+			if (strcmp(optarg, "date") == 0)
+				sort = XS_SORT_DATE_ASC;
+			else if (strcmp(optarg, "-date") == 0)
+				sort = XS_SORT_DATE_DESC;
+			else if (strcmp(optarg, "relevance") == 0)
+				sort = XS_SORT_RELEVANCE;
+			else
+				return cli_error("search: --sort must be date, -date or relevance");
+			break;
+		default:
+			return cli_error("usage: mailvault search [--json] [--count] [--limit N] [--offset N] "
+					 "[--sort date|-date|relevance] QUERY");
+		}
+	}
+	/* the query is every remaining word, so quoting the whole query is optional */
+	struct buf qtext = { 0 };
+	for (int i = optind; i <= argc; i++) {
+		if (strcmp(argv[i - 1], "--json") == 0)
+			continue;
+		buf_printf(&qtext, "%s%s", qtext.len ? " " : "", argv[i - 1]);
+	}
+	if (qtext.len == 0) {
+		buf_free(&qtext);
+		return cli_error("usage: mailvault search [options] QUERY (e.g. from:@enron.com subject:budget)");
+	}
+	char *perr = NULL;
+	struct qnode *tree = query_parse((const char *)qtext.data, &perr);
+	if (tree == NULL) {
+		cli_error("search: %s", perr);
+		free(perr);
+		buf_free(&qtext);
+		return 2;
+	}
+	int rc = 1;
+	char **scope = NULL;
+	size_t nscope = 0;
+	struct xs_db *xdb = NULL;
+	struct xs_query *q = NULL;
+	uint64_t *docids = NULL;
+	size_t ndocs = 0;
+	uint64_t total = 0;
+	struct buf details = { 0 }, ids = { 0 };
+	if (cli_connect(cli) < 0 || search_scope(cli, &scope, &nscope) < 0 || (xdb = search_open_index(cli)) == NULL)
+		goto out;
+	char *xerr = NULL;
+	q = query_to_xapian(xdb, tree, &xerr);
+	if (q == NULL) {
+		cli_error("search: %s", xerr);
+		free(xerr);
+		rc = 2;
+		goto out;
+	}
+	/* the scope is part of the Xapian query: nothing outside it is matched, counted or ranked */
+	struct xs_query *filter = xs_query_none();
+	for (size_t i = 0; i < nscope; i++)
+		filter = xs_query_or(filter, xs_query_term(PFX_ACCOUNT, scope[i]));
+	q = xs_query_filter(q, filter);
+	enum xs_status st = count_only ? xs_count(xdb, q, &total, &xerr)
+				       : xs_search(xdb, q, sort, offset, limit, &docids, &ndocs, &total, &xerr);
+	if (st != XS_OK) {
+		cli_error("search failed: %s", xerr);
+		free(xerr);
+		goto out;
+	}
+	/* audit before showing anything */
+	buf_append_str(&details, "{");
+	json_append_key(&details, "count");
+	buf_printf(&details, "%llu", (unsigned long long)total);
+	json_append_key(&details, "scope");
+	buf_append_str(&details, "[");
+	for (size_t i = 0; i < nscope; i++) {
+		if (i)
+			buf_append_str(&details, ",");
+		json_append_string(&details, scope[i]);
+	}
+	buf_append_str(&details, "]");
+	if (!count_only) {
+		json_append_key(&details, "sort");
+		json_append_string(&details, sort_name);
+		json_append_key(&details, "limit");
+		buf_printf(&details, "%llu", (unsigned long long)limit);
+		json_append_key(&details, "offset");
+		buf_printf(&details, "%llu", (unsigned long long)offset);
+	}
+	buf_append_str(&details, "}");
+	if (cli_audit(cli, count_only ? "count" : "search", (const char *)qtext.data, (const char *)details.data) < 0)
+		goto out;
+	if (count_only) {
+		if (cli->json)
+			printf("{\"count\":%llu}\n", (unsigned long long)total);
+		else
+			printf("%llu\n", (unsigned long long)total);
+		rc = 0;
+		goto out;
+	}
+	/* metadata from PostgreSQL, through row-level security again */
+	buf_append_str(&ids, "{");
+	for (size_t i = 0; i < ndocs; i++)
+		buf_printf(&ids, "%s%llu", i ? "," : "", (unsigned long long)docids[i]);
+	buf_append_str(&ids, "}");
+	const char *p[] = { (const char *)ids.data };
+	const char *err;
+	PGresult *res = db_query(cli->db,
+		"SELECT m.serial, to_char(m.date AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), m.from_addr, m.to_addr, "
+		"m.subject, encode(m.sha256, 'hex'), "
+		"(SELECT string_agg(a.name || '/' || f.name, E'\\n' ORDER BY l.id) FROM locations l JOIN folders f ON "
+		" f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE l.message_serial = m.serial) "
+		"FROM messages m WHERE m.serial = ANY($1::bigint[])", 1, p, &err);
+	if (res == NULL) {
+		cli_error("search: %s", err);
+		goto out;
+	}
+	if (!cli->json)
+		fprintf(stderr, "%llu match%s%s\n", (unsigned long long)total, total == 1 ? "" : "es",
+			total > offset + ndocs ? " (use --offset for more)" : "");
+	for (size_t i = 0; i < ndocs; i++) {
+		int row = -1;
+		for (int r = 0; r < PQntuples(res) && row < 0; r++)
+			if (strtoull(PQgetvalue(res, r, 0), NULL, 10) == docids[i])
+				row = r;
+		if (row < 0)
+			continue; /* not visible through row-level security: never shown */
+		const char *locs = PQgetisnull(res, row, 6) ? "" : PQgetvalue(res, row, 6);
+		char *first = xstrndup(locs, strcspn(locs, "\n"));
+		char *slash = strchr(first, '/');
+		if (cli->json) {
+			struct buf b = { 0 };
+			buf_append_str(&b, "{");
+			json_append_key(&b, "serial");
+			buf_append_str(&b, PQgetvalue(res, row, 0));
+			static const char *keys[] = { NULL, "date", "from", "to", "subject", "sha256" };
+			for (int k = 1; k <= 5; k++) {
+				json_append_key(&b, keys[k]);
+				json_append_string(&b, PQgetisnull(res, row, k) ? NULL : PQgetvalue(res, row, k));
+			}
+			json_append_key(&b, "account");
+			if (slash)
+				*slash = '\0';
+			json_append_string(&b, first);
+			json_append_key(&b, "folder");
+			json_append_string(&b, slash ? slash + 1 : NULL);
+			buf_append_str(&b, "}");
+			puts((char *)b.data);
+			buf_free(&b);
+		} else {
+			printf("%s\t%s\t%s\t%s\t%s\t%s\n", PQgetvalue(res, row, 0),
+			       PQgetisnull(res, row, 1) ? "-" : PQgetvalue(res, row, 1),
+			       PQgetisnull(res, row, 2) ? "-" : PQgetvalue(res, row, 2),
+			       PQgetisnull(res, row, 3) ? "-" : PQgetvalue(res, row, 3),
+			       PQgetisnull(res, row, 4) ? "-" : PQgetvalue(res, row, 4), first);
+		}
+		free(first);
+	}
+	PQclear(res);
+	rc = 0;
+out:
+	free(docids);
+	xs_query_free(&q);
+	xs_db_close(&xdb);
+	query_free(&tree);
+	strv_free(scope);
+	buf_free(&qtext);
+	buf_free(&details);
+	buf_free(&ids);
+	return rc;
+}
+
+/* officer add ROLE (--accounts A,B | --all) | list | remove ROLE */
+int cmd_officer(struct cli *cli, int argc, char **argv)
+{
+	const char *err;
+	if (cli_connect(cli) < 0)
+		return 1;
+	if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+		PGresult *res = db_query(cli->db, "SELECT o.role, CASE WHEN o.all_accounts THEN '(all accounts)' ELSE "
+					 "coalesce((SELECT string_agg(a.name, ',' ORDER BY a.name) FROM officer_accounts oa "
+					 "JOIN accounts a ON a.id = oa.account_id WHERE oa.role = o.role), '(none)') END "
+					 "FROM officers o ORDER BY o.role", 0, NULL, &err);
+		if (res == NULL)
+			return cli_error("officer list: %s", err);
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("%-24s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		PQclear(res);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "remove") == 0) {
+		const char *p[] = { argv[1] };
+		PGresult *res = db_query(cli->db, "DELETE FROM officers WHERE role = $1 RETURNING role", 1, p, &err);
+		if (res == NULL)
+			return cli_error("officer remove: %s", err);
+		int n = PQntuples(res);
+		PQclear(res);
+		if (n == 0)
+			return cli_error("no officer named '%s'", argv[1]);
+		if (cli_audit(cli, "officer-remove", argv[1], "{}") < 0)
+			return 1;
+		printf("officer %s removed (the login keeps its role membership; REVOKE mailvault_officer FROM it too)\n",
+		       argv[1]);
+		return 0;
+	}
+	if (argc != 4 && argc != 3)
+		goto usage;
+	if (strcmp(argv[0], "add") != 0)
+		goto usage;
+	const char *role = argv[1];
+	bool all = argc == 3 && strcmp(argv[2], "--all") == 0;
+	const char *accounts = argc == 4 && strcmp(argv[2], "--accounts") == 0 ? argv[3] : NULL;
+	if (!all && accounts == NULL)
+		goto usage;
+	const char *p[] = { role };
+	PGresult *res = db_query(cli->db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", 1, p, &err);
+	if (res == NULL)
+		return cli_error("officer add: %s", err);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return cli_error("no PostgreSQL role '%s': create the officer's login first (CREATE ROLE %s LOGIN ...)",
+				 role, role);
+	}
+	PQclear(res);
+	/* the role name is checked against pg_roles above and quoted by quote_ident: no injection */
+	struct buf arr = { 0 };
+	buf_append_str(&arr, "{");
+	if (accounts != NULL) {
+		char *copy = xstrdup(accounts), *save = NULL;
+		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (arr.len > 1)
+				buf_append_str(&arr, ",");
+			buf_append_str(&arr, "\"");
+			for (const char *c = tok; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					buf_append_str(&arr, "\\");
+				buf_append(&arr, c, 1);
+			}
+			buf_append_str(&arr, "\"");
+		}
+		free(copy);
+	}
+	buf_append_str(&arr, "}");
+	const char *q[] = { role, all ? "true" : "false", (const char *)arr.data };
+	int rc = 1;
+	if (db_begin(cli->db, &err) < 0)
+		goto fail;
+	res = db_query(cli->db, "SELECT n FROM unnest($1::text[]) AS n WHERE n NOT IN (SELECT name FROM accounts)",
+		       1, q + 2, &err);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) > 0) {
+		cli_error("officer add: no account named '%s'", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		db_rollback(cli->db);
+		goto out;
+	}
+	PQclear(res);
+	res = db_query(cli->db, "SELECT format('GRANT mailvault_officer TO %I', $1::text)", 1, p, &err);
+	if (res == NULL)
+		goto fail;
+	char *grant = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	int g = db_exec(cli->db, grant, 0, NULL, &err);
+	free(grant);
+	if (g < 0 ||
+	    db_exec(cli->db, "INSERT INTO officers (role, all_accounts) VALUES ($1, $2) ON CONFLICT (role) DO UPDATE "
+		    "SET all_accounts = EXCLUDED.all_accounts", 2, q, &err) < 0 ||
+	    db_exec(cli->db, "DELETE FROM officer_accounts WHERE role = $1", 1, p, &err) < 0 ||
+	    db_exec(cli->db, "INSERT INTO officer_accounts (role, account_id) SELECT $1, a.id FROM accounts a "
+		    "WHERE a.name = ANY($3::text[]) AND NOT $2::boolean", 3, q, &err) < 0)
+		goto fail;
+	struct buf d = { 0 };
+	buf_append_str(&d, "{");
+	json_append_key(&d, "all_accounts");
+	buf_append_str(&d, all ? "true" : "false");
+	json_append_key(&d, "accounts");
+	json_append_string(&d, accounts ? accounts : "");
+	buf_append_str(&d, "}");
+	int a = cli_audit(cli, "officer-add", role, (const char *)d.data);
+	buf_free(&d);
+	if (a < 0 || db_commit(cli->db, &err) < 0) {
+		db_rollback(cli->db);
+		goto out;
+	}
+	printf("officer %s may see %s\n", role, all ? "all accounts" : accounts);
+	rc = 0;
+	goto out;
+fail:
+	db_rollback(cli->db);
+	cli_error("officer add: %s", err);
+out:
+	buf_free(&arr);
+	return rc;
+usage:
+	return cli_error("usage: mailvault officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE");
+}
+
+/* Collects Xapian document ids. */
+struct docid_set {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+/* Appends one id (they arrive in ascending order). */
+static bool docid_collect(uint64_t docid, void *ctx)
+{
+	struct docid_set *s = ctx;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		s->ids = xrealloc(s->ids, s->cap * sizeof(uint64_t));
+	}
+	s->ids[s->n++] = docid;
+	return true;
+}
+
+/* index verify: Xapian's document ids against the archive; index rebuild: re-index everything. */
+int cmd_index(struct cli *cli, int argc, char **argv)
+{
+	const char *err;
+	if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "rebuild") != 0))
+		return cli_error("usage: mailvault index verify | index rebuild");
+	if (cli_connect(cli) < 0)
+		return 1;
+	if (strcmp(argv[0], "rebuild") == 0) {
+		/* every message becomes pending; replace_document makes re-indexing idempotent, and
+		   documents of messages no longer in the archive are queued for removal */
+		struct xs_db *xdb = search_open_index(cli);
+		struct docid_set s = { 0 };
+		char *xerr = NULL;
+		if (xdb != NULL && xs_db_each_docid(xdb, docid_collect, &s, &xerr) != XS_OK) {
+			cli_error("index rebuild: %s", xerr);
+			free(xerr);
+		}
+		xs_db_close(&xdb);
+		struct buf arr = { 0 };
+		buf_append_str(&arr, "{");
+		for (size_t i = 0; i < s.n; i++)
+			buf_printf(&arr, "%s%llu", i ? "," : "", (unsigned long long)s.ids[i]);
+		buf_append_str(&arr, "}");
+		free(s.ids);
+		const char *p[] = { (const char *)arr.data };
+		PGresult *res = NULL;
+		if (db_begin(cli->db, &err) < 0 ||
+		    db_exec(cli->db, "INSERT INTO index_queue (serial, op) SELECT d, 'delete' FROM unnest($1::bigint[]) d "
+			    "WHERE d NOT IN (SELECT serial FROM messages)", 1, p, &err) < 0 ||
+		    (res = db_query(cli->db, "UPDATE messages SET indexed_at = NULL RETURNING serial", 0, NULL, &err)) == NULL ||
+		    cli_audit(cli, "index-rebuild", cli->cfg->index_path, "{}") < 0 || db_commit(cli->db, &err) < 0) {
+			db_rollback(cli->db);
+			buf_free(&arr);
+			PQclear(res);
+			return cli_error("index rebuild: %s", err);
+		}
+		printf("%d messages queued for re-indexing; mailvault-indexer rebuilds the index from the archive\n",
+		       PQntuples(res));
+		PQclear(res);
+		buf_free(&arr);
+		return 0;
+	}
+	struct xs_db *xdb = search_open_index(cli);
+	if (xdb == NULL)
+		return 1;
+	struct docid_set s = { 0 };
+	char *xerr = NULL;
+	if (xs_db_each_docid(xdb, docid_collect, &s, &xerr) != XS_OK) {
+		xs_db_close(&xdb);
+		cli_error("index verify: %s", xerr);
+		free(xerr);
+		return 1;
+	}
+	xs_db_close(&xdb);
+	PGresult *res = db_query(cli->db, "SELECT serial, indexed_at IS NOT NULL FROM messages ORDER BY serial", 0, NULL, &err);
+	if (res == NULL) {
+		free(s.ids);
+		return cli_error("index verify: %s", err);
+	}
+	size_t i = 0, missing = 0, extra = 0, pending = 0, ok = 0;
+	int rows = PQntuples(res), r = 0;
+	while (r < rows || i < s.n) {
+		uint64_t serial = r < rows ? strtoull(PQgetvalue(res, r, 0), NULL, 10) : UINT64_MAX;
+		uint64_t docid = i < s.n ? s.ids[i] : UINT64_MAX;
+		if (serial == docid) {
+			ok++;
+			r++;
+			i++;
+		} else if (serial < docid) {
+			if (strcmp(PQgetvalue(res, r, 1), "t") == 0) {
+				printf("missing from the index: message %llu\n", (unsigned long long)serial);
+				missing++;
+			} else {
+				pending++;
+			}
+			r++;
+		} else {
+			printf("in the index but not in the archive: document %llu\n", (unsigned long long)docid);
+			extra++;
+			i++;
+		}
+	}
+	PQclear(res);
+	free(s.ids);
+	printf("index verify: %zu messages indexed and present, %zu not yet indexed, %zu missing, %zu extra\n", ok,
+	       pending, missing, extra);
+	return missing == 0 && extra == 0 ? 0 : 1;
+}
