@@ -1,0 +1,720 @@
+// The C door to Xapian: opaque handles around Xapian objects, every exception turned into a status and a message.
+//
+// Semantics beyond the header:
+// - Constructors without error_r return NULL on failure (out of memory); the combinators take NULL as a failed
+//   side (freeing the other and returning NULL), and xs_search/xs_count answer XS_ERR_QUERY for a NULL query.
+// - The void document builders remember their first error; xs_db_replace then returns it.
+// - Empty or word-less text and phrases match nothing; an empty exact term matches nothing (never "all").
+// - Free-text wildcards keep the 1024 most frequent expansions; exact-term wildcards past 1024 terms fail the
+//   search with XS_ERR_QUERY (an officer must not get a silently partial answer).
+// - Ranges never match documents without the value, even with both ends infinite.
+// - Date sorts ignore relevance and break ties by docid in the same direction.
+// - Several read-only shards: returned docids are each shard's own (the message serials, which are unique
+//   across shards), not Xapian's interleaved ones; each_docid stays ascending.
+// - Docids must be 1..2^32-1 (Xapian's docid type); Xapian may still flush on its own after
+//   XAPIAN_FLUSH_THRESHOLD changes, which is harmless because re-indexing is idempotent.
+// - Each handle is used by one thread at a time.
+#include "xapian_shim.h"
+
+#include <xapian.h>
+
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+// A database: a writer (one path) or a reader over one or more shards.
+struct xs_db {
+	bool writable = false;
+	Xapian::WritableDatabase wdb;   // used when writable
+	Xapian::Database rdb;           // used when read-only
+	Xapian::doccount nshards = 1;   // readers: how many databases were added (docids interleave)
+	std::vector<std::string> paths;
+
+	Xapian::Database &db() { return writable ? wdb : rdb; }
+};
+
+// A document being built, with its term generator (which keeps the running term position) and the first error
+// met by the void builders, reported later by xs_db_replace.
+struct xs_doc {
+	Xapian::Document doc;
+	Xapian::TermGenerator tg;
+	enum xs_status status = XS_OK;
+	std::string error;
+};
+
+struct xs_query {
+	Xapian::Query q;
+};
+
+namespace {
+
+// Xapian's limit on a term's length in bytes (glass backend).
+constexpr size_t TERM_MAX = 245;
+// How much of an over-long term is kept verbatim before its hash (so prefix wildcards still work on it).
+constexpr size_t TERM_KEEP = 200;
+// The most terms a wildcard may expand to.
+constexpr Xapian::termcount WILDCARD_MAX = 1024;
+
+// Copies a message into *error_r with strdup (never throws; a failed strdup leaves NULL).
+void set_error(char **error_r, const char *msg) noexcept
+{
+	if (error_r != nullptr)
+		*error_r = strdup(msg != nullptr ? msg : "unknown error");
+}
+
+// Copies a Xapian error's description into *error_r (never throws).
+void set_xapian_error(char **error_r, const Xapian::Error &e) noexcept
+{
+	if (error_r == nullptr)
+		return;
+	try {
+		set_error(error_r, e.get_description().c_str());
+	} catch (...) {
+		set_error(error_r, e.get_msg().c_str());
+	}
+}
+
+// Runs f, turning every exception into a status and a message: the one try/catch all entry points share.
+template <class F> enum xs_status guard(char **error_r, F &&f) noexcept
+{
+	try {
+		return f();
+	} catch (const Xapian::DatabaseLockError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_LOCK;
+	} catch (const Xapian::DatabaseOpeningError &e) {   // also DatabaseVersionError, DatabaseNotFoundError
+		set_xapian_error(error_r, e);
+		return XS_ERR_OPENING;
+	} catch (const Xapian::DatabaseCreateError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_OPENING;
+	} catch (const Xapian::DatabaseModifiedError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_MODIFIED;
+	} catch (const Xapian::DatabaseCorruptError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_CORRUPT;
+	} catch (const Xapian::QueryParserError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_QUERY;
+	} catch (const Xapian::WildcardError &e) {        // a term wildcard expanding past its limit
+		set_xapian_error(error_r, e);
+		return XS_ERR_QUERY;
+	} catch (const Xapian::DocNotFoundError &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_NOTFOUND;
+	} catch (const Xapian::Error &e) {
+		set_xapian_error(error_r, e);
+		return XS_ERR_OTHER;
+	} catch (const std::bad_alloc &) {
+		set_error(error_r, "out of memory");
+		return XS_ERR_NOMEM;
+	} catch (const std::exception &e) {
+		set_error(error_r, e.what());
+		return XS_ERR_OTHER;
+	} catch (...) {
+		set_error(error_r, "unknown C++ exception");
+		return XS_ERR_OTHER;
+	}
+}
+
+// The English stemmer. A new one per user: Stem handles share a non-atomic reference count and stemmer state,
+// so sharing one between documents could race when documents are built and freed on different threads.
+Xapian::Stem stemmer()
+{
+	return Xapian::Stem("english");
+}
+
+// 64-bit FNV-1a of a byte string.
+uint64_t fnv1a64(const std::string &s) noexcept
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (unsigned char c : s) {
+		h ^= c;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+// prefix+value as one term; over-long terms become their first TERM_KEEP bytes, '#' and a 16-hex-digit hash.
+std::string make_term(const char *prefix, const char *value)
+{
+	std::string term(prefix != nullptr ? prefix : "");
+	if (value != nullptr)
+		term += value;
+	if (term.size() > TERM_MAX) {
+		char hex[17];
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)fnv1a64(term));
+		term.resize(TERM_KEEP);
+		term += '#';
+		term += hex;
+	}
+	return term;
+}
+
+// Wraps a query in a new handle (NULL on failure; C callers get no exception).
+struct xs_query *wrap(Xapian::Query &&q)
+{
+	struct xs_query *x = new struct xs_query;
+	x->q = std::move(q);
+	return x;
+}
+
+// Combines a and b with op into a (which is reused), freeing b; a NULL side (a failed constructor) gives NULL.
+struct xs_query *combine(Xapian::Query::op op, struct xs_query *a, struct xs_query *b) noexcept
+{
+	if (a == nullptr || b == nullptr) {
+		delete a;
+		delete b;
+		return nullptr;
+	}
+	enum xs_status st = guard(nullptr, [&] {
+		a->q = Xapian::Query(op, a->q, b->q);
+		return XS_OK;
+	});
+	delete b;
+	if (st != XS_OK) {
+		delete a;
+		return nullptr;
+	}
+	return a;
+}
+
+// Checks that a mailvault serial fits a Xapian docid (0 is not a docid).
+bool docid_ok(uint64_t docid) noexcept
+{
+	return docid != 0 && docid <= std::numeric_limits<Xapian::docid>::max();
+}
+
+// A merged (multi-shard) docid back to the shard's own docid, the message serial. With n shards Xapian numbers
+// shard i's docid d as (d - 1) * n + i + 1; with one shard this is the identity.
+uint64_t local_docid(Xapian::docid merged, Xapian::doccount nshards) noexcept
+{
+	return (uint64_t)(merged - 1) / nshards + 1;
+}
+
+// Fails a call made on a reader that needs a writer.
+enum xs_status need_writer(struct xs_db *db, char **error_r) noexcept
+{
+	if (db == nullptr) {
+		set_error(error_r, "no database");
+		return XS_ERR_OTHER;
+	}
+	if (!db->writable) {
+		set_error(error_r, "database opened read-only");
+		return XS_ERR_OTHER;
+	}
+	return XS_OK;
+}
+
+// Records the first error of a void document builder, reported later by xs_db_replace.
+void doc_guard_result(struct xs_doc *doc, enum xs_status st, char *msg) noexcept
+{
+	if (st != XS_OK && doc->status == XS_OK) {
+		doc->status = st;
+		try {
+			doc->error = msg != nullptr ? msg : "document error";
+		} catch (...) {
+			// keep the status even if the message cannot be stored
+		}
+	}
+	free(msg);
+}
+
+thread_local uint64_t disk_sum;
+
+// nftw callback adding up regular file sizes.
+int disk_add(const char *, const struct stat *st, int flag, struct FTW *) noexcept
+{
+	if (flag == FTW_F && S_ISREG(st->st_mode))
+		disk_sum += (uint64_t)st->st_size;
+	return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+enum xs_status xs_db_open_writable(const char *path, struct xs_db **db_r, char **error_r)
+{
+	*db_r = nullptr;
+	return guard(error_r, [&] {
+		struct xs_db *db = new struct xs_db;
+		try {
+			db->wdb = Xapian::WritableDatabase(path, Xapian::DB_CREATE_OR_OPEN);
+			db->writable = true;
+			db->paths.emplace_back(path);
+		} catch (...) {
+			delete db;
+			throw;
+		}
+		*db_r = db;
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_open_readonly(const char *const *paths, size_t npaths, struct xs_db **db_r, char **error_r)
+{
+	*db_r = nullptr;
+	if (npaths == 0) {
+		set_error(error_r, "no database path given");
+		return XS_ERR_OPENING;
+	}
+	return guard(error_r, [&] {
+		struct xs_db *db = new struct xs_db;
+		try {
+			db->rdb = Xapian::Database(paths[0]);
+			db->paths.emplace_back(paths[0]);
+			for (size_t i = 1; i < npaths; i++) {
+				db->rdb.add_database(Xapian::Database(paths[i]));
+				db->paths.emplace_back(paths[i]);
+			}
+			db->nshards = (Xapian::doccount)npaths;
+		} catch (...) {
+			delete db;
+			throw;
+		}
+		*db_r = db;
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_reopen(struct xs_db *db, char **error_r)
+{
+	if (db == nullptr) {
+		set_error(error_r, "no database");
+		return XS_ERR_OTHER;
+	}
+	return guard(error_r, [&] {
+		db->db().reopen();
+		return XS_OK;
+	});
+}
+
+void xs_db_close(struct xs_db **dbp)
+{
+	if (dbp == nullptr || *dbp == nullptr)
+		return;
+	struct xs_db *db = *dbp;
+	*dbp = nullptr;
+	// A failing commit here cannot be reported: callers that care call xs_db_commit first.
+	guard(nullptr, [&] {
+		if (db->writable)
+			db->wdb.commit();
+		db->db().close();
+		return XS_OK;
+	});
+	delete db;
+}
+
+enum xs_status xs_db_commit(struct xs_db *db, char **error_r)
+{
+	enum xs_status st = need_writer(db, error_r);
+	if (st != XS_OK)
+		return st;
+	return guard(error_r, [&] {
+		db->wdb.commit();
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_doccount(struct xs_db *db, uint64_t *count_r, char **error_r)
+{
+	*count_r = 0;
+	if (db == nullptr) {
+		set_error(error_r, "no database");
+		return XS_ERR_OTHER;
+	}
+	return guard(error_r, [&] {
+		*count_r = db->db().get_doccount();
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_each_docid(struct xs_db *db, bool (*cb)(uint64_t docid, void *ctx), void *ctx, char **error_r)
+{
+	if (db == nullptr) {
+		set_error(error_r, "no database");
+		return XS_ERR_OTHER;
+	}
+	// Merged docids ascend with the shards' own docids (see local_docid), so one pass keeps the order.
+	return guard(error_r, [&] {
+		Xapian::Database &d = db->db();
+		for (Xapian::PostingIterator it = d.postlist_begin(std::string()), end = d.postlist_end(std::string());
+		     it != end; ++it) {
+			if (!cb(local_docid(*it, db->nshards), ctx))
+				break;
+		}
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_replace(struct xs_db *db, uint64_t docid, const struct xs_doc *doc, char **error_r)
+{
+	enum xs_status st = need_writer(db, error_r);
+	if (st != XS_OK)
+		return st;
+	if (doc == nullptr) {
+		set_error(error_r, "no document");
+		return XS_ERR_OTHER;
+	}
+	if (doc->status != XS_OK) {
+		set_error(error_r, doc->error.c_str());
+		return doc->status;
+	}
+	if (!docid_ok(docid)) {
+		set_error(error_r, "document id out of Xapian's range");
+		return XS_ERR_OTHER;
+	}
+	return guard(error_r, [&] {
+		db->wdb.replace_document((Xapian::docid)docid, doc->doc);
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_delete(struct xs_db *db, uint64_t docid, char **error_r)
+{
+	enum xs_status st = need_writer(db, error_r);
+	if (st != XS_OK)
+		return st;
+	if (!docid_ok(docid))
+		return XS_OK;   // cannot exist
+	return guard(error_r, [&] {
+		try {
+			db->wdb.delete_document((Xapian::docid)docid);
+		} catch (const Xapian::DocNotFoundError &) {
+			// already gone: deleting is idempotent
+		}
+		return XS_OK;
+	});
+}
+
+uint64_t xs_db_disk_bytes(const char *path)
+{
+	disk_sum = 0;
+	if (path != nullptr)
+		(void)nftw(path, disk_add, 16, FTW_PHYS);   // a missing path counts as 0 bytes
+	return disk_sum;
+}
+
+struct xs_doc *xs_doc_new(void)
+{
+	struct xs_doc *doc = nullptr;
+	guard(nullptr, [&] {
+		std::unique_ptr<struct xs_doc> d(new struct xs_doc);
+		d->tg.set_stemmer(stemmer());
+		d->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+		d->tg.set_document(d->doc);   // TermGenerator holds a handle sharing d->doc's internals
+		doc = d.release();
+		return XS_OK;
+	});
+	return doc;
+}
+
+void xs_doc_free(struct xs_doc **doc)
+{
+	if (doc == nullptr)
+		return;
+	delete *doc;
+	*doc = nullptr;
+}
+
+void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
+{
+	if (doc == nullptr || text == nullptr || len == 0)
+		return;
+	char *msg = nullptr;
+	enum xs_status st = guard(&msg, [&] {
+		// A gap between calls keeps phrases from spanning two fields or parts.
+		if (doc->tg.get_termpos() != 0)
+			doc->tg.increase_termpos();
+		doc->tg.index_text(Xapian::Utf8Iterator(text, len), 1, prefix != nullptr ? prefix : "");
+		return XS_OK;
+	});
+	doc_guard_result(doc, st, msg);
+}
+
+void xs_doc_add_term(struct xs_doc *doc, const char *prefix, const char *value)
+{
+	if (doc == nullptr)
+		return;
+	char *msg = nullptr;
+	enum xs_status st = guard(&msg, [&] {
+		std::string term = make_term(prefix, value);
+		if (!term.empty())   // the empty term is not a term (it means "all documents")
+			doc->doc.add_term(term);
+		return XS_OK;
+	});
+	doc_guard_result(doc, st, msg);
+}
+
+void xs_doc_set_value(struct xs_doc *doc, unsigned slot, double value)
+{
+	if (doc == nullptr)
+		return;
+	char *msg = nullptr;
+	enum xs_status st = guard(&msg, [&] {
+		doc->doc.add_value(slot, Xapian::sortable_serialise(value));
+		return XS_OK;
+	});
+	doc_guard_result(doc, st, msg);
+}
+
+void xs_doc_set_data(struct xs_doc *doc, const char *data, size_t len)
+{
+	if (doc == nullptr)
+		return;
+	char *msg = nullptr;
+	enum xs_status st = guard(&msg, [&] {
+		doc->doc.set_data(data != nullptr ? std::string(data, len) : std::string());
+		return XS_OK;
+	});
+	doc_guard_result(doc, st, msg);
+}
+
+struct xs_query *xs_query_text(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+{
+	struct xs_query *out = nullptr;
+	guard(error_r, [&] {
+		Xapian::QueryParser qp;
+		qp.set_stemmer(stemmer());
+		qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
+		if (db != nullptr)
+			qp.set_database(db->db());
+		qp.set_default_op(Xapian::Query::OP_AND);
+		// A hostile "a*" keeps the most frequent terms instead of expanding to the whole lexicon.
+		qp.set_max_expansion(WILDCARD_MAX, Xapian::Query::WILDCARD_LIMIT_MOST_FREQUENT,
+				     Xapian::QueryParser::FLAG_WILDCARD);
+		// No FLAG_BOOLEAN/FLAG_LOVEHATE: mailvault's own grammar handles AND/OR/NOT.
+		Xapian::Query q = qp.parse_query(text != nullptr ? text : "",
+						 Xapian::QueryParser::FLAG_PHRASE | Xapian::QueryParser::FLAG_WILDCARD,
+						 prefix != nullptr ? prefix : "");
+		if (q.empty())
+			q = Xapian::Query::MatchNothing;
+		out = wrap(std::move(q));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_phrase(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+{
+	(void)db;
+	struct xs_query *out = nullptr;
+	guard(error_r, [&] {
+		// Split the words exactly as the indexer does, unstemmed, into a scratch document; read them back in
+		// position order.
+		Xapian::Document scratch;
+		Xapian::TermGenerator tg;
+		tg.set_stemming_strategy(Xapian::TermGenerator::STEM_NONE);
+		tg.set_document(scratch);
+		tg.index_text(text != nullptr ? text : "", 1, prefix != nullptr ? prefix : "");
+		std::vector<std::pair<Xapian::termpos, std::string>> words;
+		for (Xapian::TermIterator t = scratch.termlist_begin(); t != scratch.termlist_end(); ++t) {
+			for (Xapian::PositionIterator p = t.positionlist_begin(); p != t.positionlist_end(); ++p)
+				words.emplace_back(*p, *t);
+		}
+		std::sort(words.begin(), words.end());
+		std::vector<std::string> terms;
+		terms.reserve(words.size());
+		for (auto &w : words)
+			terms.push_back(std::move(w.second));
+		Xapian::Query q;
+		if (terms.empty())
+			q = Xapian::Query::MatchNothing;
+		else if (terms.size() == 1)
+			q = Xapian::Query(terms[0]);
+		else
+			q = Xapian::Query(Xapian::Query::OP_PHRASE, terms.begin(), terms.end(),
+					  (Xapian::termcount)terms.size());
+		out = wrap(std::move(q));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_term(const char *prefix, const char *value)
+{
+	struct xs_query *out = nullptr;
+	guard(nullptr, [&] {
+		std::string term = make_term(prefix, value);
+		// Query("") would match every document: an empty term matches none.
+		out = wrap(term.empty() ? Xapian::Query(Xapian::Query::MatchNothing) : Xapian::Query(term));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_term_wildcard(struct xs_db *db, const char *prefix, const char *stem)
+{
+	(void)db;   // Xapian 1.4 expands wildcards lazily against the searched database
+	struct xs_query *out = nullptr;
+	guard(nullptr, [&] {
+		std::string pattern(prefix != nullptr ? prefix : "");
+		if (stem != nullptr)
+			pattern += stem;
+		if (pattern.size() > TERM_KEEP)   // over-long terms keep only their first TERM_KEEP bytes verbatim
+			pattern.resize(TERM_KEEP);
+		// Exact-term wildcards (addresses, Message-IDs) must not lose matches silently: past the limit the
+		// search fails with XS_ERR_QUERY rather than returning a partial answer.
+		out = wrap(Xapian::Query(Xapian::Query::OP_WILDCARD, pattern, WILDCARD_MAX,
+					 Xapian::Query::WILDCARD_LIMIT_ERROR));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_range(unsigned slot, double lo, double hi)
+{
+	struct xs_query *out = nullptr;
+	guard(nullptr, [&] {
+		Xapian::Query q;
+		if (std::isnan(lo) || std::isnan(hi) || lo > hi || lo == INFINITY || hi == -INFINITY) {
+			q = Xapian::Query::MatchNothing;
+		} else {
+			// sortable_serialise(-inf) is the empty string, which Xapian reads as "no lower bound" and which
+			// would also match documents without the value: start at -DBL_MAX instead.
+			std::string from = Xapian::sortable_serialise(std::max(lo, -std::numeric_limits<double>::max()));
+			if (hi == INFINITY)
+				q = Xapian::Query(Xapian::Query::OP_VALUE_GE, slot, from);
+			else
+				q = Xapian::Query(Xapian::Query::OP_VALUE_RANGE, slot, from,
+						  Xapian::sortable_serialise(hi));
+		}
+		out = wrap(std::move(q));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_all(void)
+{
+	struct xs_query *out = nullptr;
+	guard(nullptr, [&] {
+		out = wrap(Xapian::Query(Xapian::Query::MatchAll));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_none(void)
+{
+	struct xs_query *out = nullptr;
+	guard(nullptr, [&] {
+		out = wrap(Xapian::Query(Xapian::Query::MatchNothing));
+		return XS_OK;
+	});
+	return out;
+}
+
+struct xs_query *xs_query_and(struct xs_query *a, struct xs_query *b)
+{
+	return combine(Xapian::Query::OP_AND, a, b);
+}
+
+struct xs_query *xs_query_or(struct xs_query *a, struct xs_query *b)
+{
+	return combine(Xapian::Query::OP_OR, a, b);
+}
+
+struct xs_query *xs_query_and_not(struct xs_query *a, struct xs_query *b)
+{
+	return combine(Xapian::Query::OP_AND_NOT, a, b);
+}
+
+struct xs_query *xs_query_filter(struct xs_query *q, struct xs_query *filter)
+{
+	return combine(Xapian::Query::OP_FILTER, q, filter);
+}
+
+char *xs_query_describe(const struct xs_query *q)
+{
+	char *out = nullptr;
+	guard(nullptr, [&] {
+		out = strdup(q != nullptr ? q->q.get_description().c_str() : "(null query)");
+		return XS_OK;
+	});
+	return out;
+}
+
+void xs_query_free(struct xs_query **q)
+{
+	if (q == nullptr)
+		return;
+	delete *q;
+	*q = nullptr;
+}
+
+enum xs_status xs_search(struct xs_db *db, const struct xs_query *q, enum xs_sort sort, size_t offset,
+			 size_t limit, uint64_t **docids_r, size_t *n_r, uint64_t *total_r, char **error_r)
+{
+	*docids_r = nullptr;
+	*n_r = 0;
+	if (total_r != nullptr)
+		*total_r = 0;
+	if (db == nullptr || q == nullptr) {
+		set_error(error_r, db == nullptr ? "no database" : "no query (a query constructor failed)");
+		return db == nullptr ? XS_ERR_OTHER : XS_ERR_QUERY;
+	}
+	return guard(error_r, [&] {
+		Xapian::Database &d = db->db();
+		Xapian::doccount all = d.get_doccount();
+		Xapian::Enquire enq(d);
+		enq.set_query(q->q);
+		if (sort == XS_SORT_DATE_ASC || sort == XS_SORT_DATE_DESC) {
+			// Date order needs no weights; ties go by docid in the same direction, so pages are stable and
+			// DESC is the exact reverse of ASC.
+			bool desc = sort == XS_SORT_DATE_DESC;
+			enq.set_weighting_scheme(Xapian::BoolWeight());
+			enq.set_sort_by_value(XS_SLOT_DATE, desc);
+			enq.set_docid_order(desc ? Xapian::Enquire::DESCENDING : Xapian::Enquire::ASCENDING);
+		}
+		Xapian::doccount first = offset > all ? all : (Xapian::doccount)offset;
+		Xapian::doccount max = limit > all ? all : (Xapian::doccount)limit;
+		// check_at_least = every document: the match count is exact, not estimated.
+		Xapian::MSet mset = enq.get_mset(first, max, all);
+		size_t n = mset.size();
+		uint64_t *ids = (uint64_t *)malloc((n > 0 ? n : 1) * sizeof(*ids));
+		if (ids == nullptr)
+			throw std::bad_alloc();
+		size_t i = 0;
+		for (Xapian::MSetIterator it = mset.begin(); it != mset.end(); ++it)
+			ids[i++] = local_docid(*it, db->nshards);
+		*docids_r = ids;
+		*n_r = i;
+		if (total_r != nullptr)
+			*total_r = mset.get_matches_estimated();
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_count(struct xs_db *db, const struct xs_query *q, uint64_t *count_r, char **error_r)
+{
+	*count_r = 0;
+	if (db == nullptr || q == nullptr) {
+		set_error(error_r, db == nullptr ? "no database" : "no query (a query constructor failed)");
+		return db == nullptr ? XS_ERR_OTHER : XS_ERR_QUERY;
+	}
+	return guard(error_r, [&] {
+		Xapian::Database &d = db->db();
+		Xapian::Enquire enq(d);
+		enq.set_query(q->q);
+		enq.set_weighting_scheme(Xapian::BoolWeight());   // counting needs no weights
+		Xapian::MSet mset = enq.get_mset(0, 0, d.get_doccount());
+		*count_r = mset.get_matches_estimated();
+		return XS_OK;
+	});
+}
+
+}  // extern "C"
