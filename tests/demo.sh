@@ -82,8 +82,28 @@ echo "== the stored bytes are exactly what the server sent"
 echo "   show --raw | sha256sum: $(mv show --raw "$serial" | sha256sum | cut -d' ' -f1)"
 echo "   key in the archive:     $(mv ls --account ken.lay | head -1 | cut -f2)"
 echo
+echo "== mailvault-indexer --once (GMime parses, Xapian indexes)"
+"$build/mailvault-indexer" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'indexed|error'
+mv status | grep '^index:'
+search() { echo; echo "\$ mailvault search $*"; mv search "$@"; }
+search --limit 5 'from:@enron.com subject:"energy crisis"'
+search --count 'participants:jeff.dasovich@enron.com after:2001-05-01 before:2001-06-01'
+search --limit 3 --sort relevance '"price caps" -from:jeff.dasovich@enron.com'
+echo
+echo "== an officer sees only the accounts the legal team granted"
+pg_psql "CREATE ROLE officer_lay LOGIN" >/dev/null
+mv officer add officer_lay --accounts ken.lay
+sed "s/^conninfo = .*/conninfo = $MV_CONNINFO user=officer_lay/" "$D/mailvault.conf" >"$D/officer_lay.conf"
+echo "\$ mailvault search --count 'from:@enron.com'   (administrator, then officer_lay)"
+mv search --count 'from:@enron.com'
+"$build/mailvault" -c "$D/officer_lay.conf" search --count 'from:@enron.com'
+echo
+echo "== every search is in the hash-chained audit log"
+pg_psql "SELECT seq, actor, action, target, details->>'count' AS hits FROM audit_log ORDER BY seq DESC LIMIT 4" | sed 's/^/   /'
+echo
 echo "== the database refuses to alter archived mail, even for its owner"
 pg_psql "UPDATE messages SET subject = 'forged' WHERE serial = $serial" 2>&1 | grep -o 'mailvault: .*' || true
+pg_psql "DELETE FROM audit_log" 2>&1 | grep -o 'mailvault: .*' || true
 dovecot_stop "$D"
 pg_stop "$D"
 cat <<EOF

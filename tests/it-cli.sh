@@ -50,7 +50,7 @@ t_contains "a duplicate name is refused" "$(mvcli account add frank --host local
 t_contains "account list shows it" "$(mvcli account list)" "frank                enabled  imaps://localhost:$DOVECOT_IMAPS_PORT"
 json=$(mvcli --json account list)
 t_eq "account list --json is one valid object per account" "frank 90 True" \
-	"$(python3 -c 'import json,sys; o=json.loads(sys.stdin.read()); print(o["name"], o["interval"], o["enabled"])' <<<"$json")"
+	"$("$MV_PYTHON" -c 'import json,sys; o=json.loads(sys.stdin.read()); print(o["name"], o["interval"], o["enabled"])' <<<"$json")"
 
 # --- archiving, listing, showing ---
 t_ok "the account is archived" mvd --once
@@ -59,7 +59,7 @@ t_eq "ls --folder filters" 8 "$(mvcli ls --account frank --folder Deals/2001 | w
 t_eq "ls --account of another account lists nothing" 0 "$(mvcli ls --account nobody | wc -l)"
 t_eq "ls --json: valid objects with the documented fields" \
 	"20 ['account', 'folder', 'internaldate', 'serial', 'sha256', 'size', 'uid', 'uidvalidity']" \
-	"$(mvcli ls --json | python3 -c 'import json,sys
+	"$(mvcli ls --json | "$MV_PYTHON" -c 'import json,sys
 rows=[json.loads(l) for l in sys.stdin]
 print(len(rows), sorted(rows[0]))')"
 serial=$(mvcli ls --folder INBOX | head -1 | cut -f1)
@@ -69,7 +69,7 @@ t_contains "show of a non-number is a clear error" "$(mvcli show abc 2>&1)" "usa
 t_contains "an unknown command is a clear error" "$(mvcli frobnicate 2>&1)" "unknown command 'frobnicate'"
 t_contains "status shows the account and its messages" "$(mvcli status)" "frank"
 t_eq "status --json reports the counts" "20 2" \
-	"$(mvcli status --json | python3 -c 'import json,sys; o=json.loads(sys.stdin.readline()); print(o["messages"], o["folders"])')"
+	"$(mvcli status --json | "$MV_PYTHON" -c 'import json,sys; o=json.loads(sys.stdin.readline()); print(o["messages"], o["folders"])')"
 
 # --- the archive never forgets silently ---
 t_contains "remove is refused while messages are archived" "$(mvcli account remove frank 2>&1)" \

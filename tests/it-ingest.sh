@@ -28,7 +28,7 @@ printf 'From: \xff\xfe broken <x@example.com>\nSubject: caf\xe9 \x80\x81\nDate: 
 printf 'this message has no header at all\n\x01\x02 binary-ish\n' >"$D/bad2.eml"
 maildir_add "$D" alice Edge "$D/bad1.eml" "$D/bad2.eml"
 # a 2 MiB message against a 1 MiB limit: recorded, not archived, nothing else skipped
-python3 - "$D/big.eml" <<'PY'
+"$MV_PYTHON" - "$D/big.eml" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
     f.write("From: big@example.com\nSubject: big attachment\nMessage-ID: <big@example.com>\n\n")
@@ -45,7 +45,7 @@ mvcli account add bob --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttl
 mvcli account add legal-shared --host localhost --port "$DOVECOT_IMAPS_PORT" --user legal-shared \
 	--secret "$(mv_pw "$D" shared shared-pass)" --exclude 'Trash*' >/dev/null
 
-server_alice_before=$(python3 "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
+server_alice_before=$("$MV_PYTHON" "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
 	--cafile "$MV_CA_FILE" --user alice --password 'a-pass "quoted" \ ok')
 t_ok "first pass archives every account (IMAPS and STARTTLS)" mvd --once
 
@@ -96,7 +96,7 @@ t_eq "the oversized message is recorded in ingest_errors" "1" \
 t_contains "status shows the ingest error" "$(mvcli status)" "exceeds max_message_bytes"
 
 # --- the source mailbox is unchanged: no \Seen, same flags ---
-server_alice_after=$(python3 "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
+server_alice_after=$("$MV_PYTHON" "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
 	--cafile "$MV_CA_FILE" --user alice --password 'a-pass "quoted" \ ok')
 t_eq "alice's mailbox (bodies and flags) is unchanged by archiving" "$server_alice_before" "$server_alice_after"
 t_eq "no message got \\Seen" "0" "$(printf '%s\n' "$server_alice_after" | cut -f6 | grep -c 'Seen')"

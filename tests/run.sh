@@ -117,6 +117,7 @@ done
 # The same programs built with ASan and UBSan, on the tests that feed them hostile input and failures.
 for n in ${MV_ASAN_IT:-it-ingest it-tls}; do
 	selected "asan/$n" || continue
+	[ -f "tests/$n.sh" ] || continue
 	run_one "asan/$n" "$logdir/asan-$n.log" env MV_BUILD="$root/build-asan" bash "tests/$n.sh"
 done
 

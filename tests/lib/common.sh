@@ -154,9 +154,13 @@ _t_cleanup() {
 	for p in "${T_PIDS[@]}"; do
 		for ((i = 0; i < 50; i++)); do
 			kill -0 "$p" 2>/dev/null || break
+			grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && break
 			sleep 0.1
 		done
-		kill -KILL "$p" 2>/dev/null
+		if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
+			kill -KILL "$p" 2>/dev/null
+		fi
+		wait "$p" 2>/dev/null
 	done
 	for d in "${T_TMPDIRS[@]}"; do
 		[ -d "$d" ] || continue

@@ -34,6 +34,14 @@
 # refuses uid 0 whatever first_valid_uid says ("Mail access not allowed for root"), so the mail, index,
 # control and home folders belong to that user, maildir_add/enron_load chown what they write, and the
 # folders leading to DIR are given o+x where that user could not pass. The master runs as root.
+# The STARTTLS port is starttls_relay.py in front of a haproxy listener: Dovecot counts a connection
+# whose local and remote addresses are equal (127.0.0.1 -> 127.0.0.1) as secured and would then allow
+# plaintext LOGIN without STARTTLS; through the relay it does not (its log shows lip=127.0.0.2, a label
+# in the PROXY header only). Benchmarks wanting raw speed should use the IMAPS port, which is direct.
+# Message files are stored as given; IMAP serves them with CRLF line endings (Dovecot turns the
+# corpora's bare LFs into CRLF), so hash what imap_hashes.py reports, not the corpus files.
+# Conventions: EXAMINE never changes the maildirs (checked); folders/messages added while Dovecot runs
+# are seen at the next command (mailbox_list_index = no); UIDs follow the order files were given in.
 
 _mv_dc_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=util.sh
@@ -49,9 +57,12 @@ _mv_dc_dir() {
 	(cd "$1/dovecot" && pwd -P)
 }
 
-# _mv_dc_owner: prints UID:GID of the user the mail processes run as.
+# _mv_dc_owner: sets _mv_dc_owner_ids to UID:GID of the user the mail processes run as (cached).
 _mv_dc_owner() {
-	printf '%s:%s\n' "$(id -u "$MV_DOVECOT_MAIL_USER")" "$(id -g "$MV_DOVECOT_MAIL_USER")"
+	if [ "${_mv_dc_owner_user:-}" != "$MV_DOVECOT_MAIL_USER" ]; then
+		_mv_dc_owner_ids="$(id -u "$MV_DOVECOT_MAIL_USER"):$(id -g "$MV_DOVECOT_MAIL_USER")"
+		_mv_dc_owner_user=$MV_DOVECOT_MAIL_USER
+	fi
 }
 
 # _mv_dc_init DIR: creates the instance's folders and password file; prints the instance folder.
@@ -440,25 +451,32 @@ dovecot_add_user() {
 		;;
 	esac
 	d=$(_mv_dc_init "$dir") || return 1
+	_mv_dc_owner
 	{
 		grep -v "^$(printf '%s' "$user" | sed 's/[][\.*^$]/\\&/g'):" "$d/users" || true
 		printf '%s:{PLAIN}%s::::::\n' "$user" "$pw"
 	} >"$d/users.new"
 	chmod 600 "$d/users.new"
 	mv "$d/users.new" "$d/users"
-	printf '\0' | "$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" INBOX "$(_mv_dc_owner)"
+	printf '\0' | "$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" INBOX "$_mv_dc_owner_ids"
 }
 
 # maildir_add DIR USER FOLDER FILE...: copies the files into the folder as new messages (see the top).
 maildir_add() {
 	local dir=${1:?usage: maildir_add DIR USER FOLDER FILE...} user=${2:?} folder=${3:?} d
 	shift 3
-	d=$(_mv_dc_init "$dir") || return 1
+	# fast path (no subshell) once the instance folder exists: this is called in loops
+	if [ -d "$dir/dovecot/mail" ]; then
+		d=$dir/dovecot
+	else
+		d=$(_mv_dc_init "$dir") || return 1
+	fi
+	_mv_dc_owner
 	if [ "$#" = 1 ] && [ "$1" = - ]; then
 		tr '\n' '\0'
 	else
 		[ "$#" -gt 0 ] && printf '%s\0' "$@"
-	fi | "$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" "$folder" "$(_mv_dc_owner)"
+	fi | "$MV_PYTHON" -S "$_mv_dc_lib_dir/maildir_add.py" add "$d/mail/$user" "$folder" "$_mv_dc_owner_ids"
 }
 
 # dovecot_reset_uidvalidity DIR USER FOLDER: drops the folder's uidlist and indexes (Dovecot must be stopped).
@@ -483,5 +501,6 @@ dovecot_reset_uidvalidity() {
 enron_load() {
 	local dir=${1:?usage: enron_load DIR CORPUS_ROOT [MAX_USERS] [MAX_PER_FOLDER]} root=${2:?} d
 	d=$(_mv_dc_init "$dir") || return 1
-	"$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" enron "$d" "$root" "${3:-0}" "${4:-0}" "$(_mv_dc_owner)"
+	_mv_dc_owner
+	"$MV_PYTHON" "$_mv_dc_lib_dir/maildir_add.py" enron "$d" "$root" "${3:-0}" "${4:-0}" "$_mv_dc_owner_ids"
 }

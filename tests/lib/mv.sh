@@ -62,6 +62,6 @@ mv_archived_set() {
 
 # mv_server_set USER PASSWORD: the same four columns, from the server through an independent client.
 mv_server_set() {
-	python3 "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
+	"$MV_PYTHON" "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
 		--cafile "$MV_CA_FILE" --user "$1" --password "$2" | cut -f1-4 | sort -t $'\t' -k1,1 -k2,2n -k3,3n
 }

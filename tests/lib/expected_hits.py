@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Test oracle: expected hit counts for a fixed set of searches, computed from the raw message files
+with Python's own email package, independently of mailvault's indexer (GMime + Xapian).
+
+  expected_hits.py MANIFEST NOW
+
+MANIFEST lines are "ACCOUNT<TAB>FOLDER<TAB>FILE" for every message loaded into the test's Dovecot;
+NOW is the ingest time (epoch seconds) that stands in for messages without a readable Date.
+Prints "QUERY<TAB>COUNT" per query. Counts are of distinct messages (the archive stores each once):
+the key is the SHA-256 of the bytes as the IMAP server sends them (bare LF become CRLF).
+Queries keep to what has one unambiguous reading: exact addresses and domains, exact phrases
+(unstemmed), date and size ranges, account and folder, and boolean combinations of those.
+"""
+import calendar
+import email
+import email.policy
+import email.utils
+import hashlib
+import re
+import sys
+from email.header import decode_header, make_header
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def addresses(msg, field):
+    """Lower-cased addr-specs of every address in every instance of the field."""
+    values = [str(v) for v in msg.get_all(field, [])]
+    return {a.lower() for _, a in email.utils.getaddresses(values) if "@" in a}
+
+
+def words(text):
+    return [w.lower() for w in WORD.findall(text or "")]
+
+
+def has_phrase(tokens, phrase):
+    p = words(phrase)
+    n = len(p)
+    return any(tokens[i:i + n] == p for i in range(len(tokens) - n + 1))
+
+
+def decoded(value):
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return value or ""
+
+
+class Msg:
+    def __init__(self, raw, now):
+        crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self.key = hashlib.sha256(crlf).hexdigest()
+        self.size = len(crlf)
+        m = email.message_from_bytes(raw, policy=email.policy.compat32)
+        self.frm = addresses(m, "From")
+        self.to = addresses(m, "To")
+        self.cc = addresses(m, "Cc")
+        self.bcc = addresses(m, "Bcc")
+        self.subject = words(decoded(m.get("Subject", "")))
+        body = m.get_payload(decode=True) if not m.is_multipart() else b""
+        self.body = words((body or b"").decode("utf-8", "replace"))
+        self.text = self.subject + ["\x00"] + self.body  # subject and body never join in a phrase
+        self.date = now
+        try:
+            d = email.utils.parsedate_tz(m.get("Date", ""))
+            if d is not None:
+                self.date = calendar.timegm(d[:9]) - (d[9] or 0)
+        except Exception:
+            pass
+        self.accounts, self.folders = set(), set()
+
+
+def day(s):
+    return calendar.timegm(tuple(int(x) for x in s.split("-")) + (0, 0, 0, 0, 0, 0))
+
+
+def domain(addrs, d):
+    return any(a.endswith("@" + d) for a in addrs)
+
+
+QUERIES = [
+    ("from:susan.mara@enron.com", lambda m: "susan.mara@enron.com" in m.frm),
+    ("from:vkaminski@aol.com", lambda m: "vkaminski@aol.com" in m.frm),
+    ("from:@aol.com", lambda m: domain(m.frm, "aol.com")),
+    ("from:@enron.com", lambda m: domain(m.frm, "enron.com")),
+    ("to:@enron.com", lambda m: domain(m.to, "enron.com")),
+    ("cc:@enron.com", lambda m: domain(m.cc, "enron.com")),
+    ("bcc:@enron.com", lambda m: domain(m.bcc, "enron.com")),
+    ("participants:jeff.dasovich@enron.com",
+     lambda m: "jeff.dasovich@enron.com" in (m.frm | m.to | m.cc | m.bcc)),
+    ('subject:"power"', lambda m: "power" in m.subject),
+    ('subject:"energy crisis"', lambda m: has_phrase(m.subject, "energy crisis")),
+    ('"natural gas"', lambda m: has_phrase(m.text, "natural gas")),
+    ('"natural gas" -subject:"natural gas"',
+     lambda m: has_phrase(m.text, "natural gas") and not has_phrase(m.subject, "natural gas")),
+    ('"price cap" OR "price caps"', lambda m: has_phrase(m.text, "price cap") or has_phrase(m.text, "price caps")),
+    ('from:@enron.com "california"', lambda m: domain(m.frm, "enron.com") and "california" in m.text),
+    ("from:(@aol.com OR @yahoo.com)", lambda m: domain(m.frm, "aol.com") or domain(m.frm, "yahoo.com")),
+    ("after:2001-05-01 before:2001-06-01", lambda m: day("2001-05-01") <= m.date < day("2001-06-01")),
+    ("on:2001-05-15", lambda m: day("2001-05-15") <= m.date < day("2001-05-16")),
+    ("after:2001-10-01T00:00-07:00", lambda m: m.date >= day("2001-10-01") + 7 * 3600),
+    ("larger:20K", lambda m: m.size >= 20 * 1024),
+    ("smaller:2K", lambda m: m.size < 2 * 1024),
+    ("account:alice", lambda m: "alice" in m.accounts),
+    ("folder:Projects", lambda m: "Projects" in m.folders),
+    ("account:bob -from:@enron.com", lambda m: "bob" in m.accounts and not domain(m.frm, "enron.com")),
+    ("NOT account:alice", lambda m: "alice" not in m.accounts),
+]
+
+
+def main():
+    manifest, now = sys.argv[1], int(sys.argv[2])
+    msgs = {}
+    with open(manifest, encoding="utf-8") as f:
+        for line in f:
+            account, folder, path = line.rstrip("\n").split("\t")
+            with open(path, "rb") as g:
+                m = Msg(g.read(), now)
+            m = msgs.setdefault(m.key, m)
+            m.accounts.add(account)
+            m.folders.add(folder)
+    for q, pred in QUERIES:
+        print("%s\t%d" % (q, sum(1 for m in msgs.values() if pred(m))))
+
+
+if __name__ == "__main__":
+    main()
