@@ -59,6 +59,11 @@ fi
 bench_t0=$(now)
 t_tmpdir B
 say "scratch folder $B (removed at exit unless MV_KEEP=1)"
+# private copies: the build folder may be rebuilt by someone else while the bench runs
+mkdir -p "$B/bin"
+cp "$MVD" "$MVCLI" "$B/bin/"
+MVD=$B/bin/mailvaultd
+MVCLI=$B/bin/mailvault
 
 # ------------------------------------------------------------------------------- 1. Dovecot + corpus
 say "unpacking $(basename "$CORPUS")"
@@ -86,9 +91,9 @@ fi
 lim=$(doveconf -c "$DOVECOT_CONF" -h service/imap-login/process_limit 2>/dev/null || echo 0)
 [ "$lim" = 0 ] && lim=$(doveconf -c "$DOVECOT_CONF" -h default_process_limit 2>/dev/null || echo 100)
 if [ "$lim" -lt $((n_users + 50)) ]; then
-	say "raising Dovecot's imap-login process_limit from $lim to 1000 (bench workaround, see bench.sh)"
+	say "raising Dovecot's imap-login process_limit from $lim to 500 (bench workaround, see bench.sh)"
 	printf '\n# bench/bench.sh: mbsync -a holds one TLS connection per account open at once\n%s\n' \
-		'service imap-login {' '  process_limit = 1000' '}' >>"$DOVECOT_CONF"
+		'service imap-login {' '  process_limit = 500' '}' >>"$DOVECOT_CONF"
 	dovecot_reload "$B"
 	lim=$(doveconf -c "$DOVECOT_CONF" -h service/imap-login/process_limit)
 	[ "$lim" -ge $((n_users + 50)) ] || die "could not raise imap-login process_limit (now $lim)"
@@ -307,11 +312,17 @@ mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 dovecot_v=$(dovecot --version 2>/dev/null | cut -d' ' -f1)
 pg_v=$("$MV_PG_BIN/postgres" --version | awk '{ print $3 }')
 mbsync_v=$(mbsync --version | awk '{ print $2 }')
+# the command that produced these figures, with the settings that differ from the defaults
+run_cmd="bash bench/bench.sh"
+[ -n "${MAKELEVEL:-}" ] && run_cmd="make bench"
+[ "$MV_BUILD" != "$MV_ROOT/build" ] && run_cmd="MV_BUILD=$MV_BUILD $run_cmd"
+[ "$WORKERS_LIST" != "2 4" ] && run_cmd="MV_BENCH_WORKERS='$WORKERS_LIST' $run_cmd"
+[ -n "${MV_CORPUS:-}" ] && run_cmd="MV_CORPUS=$MV_CORPUS $run_cmd"
 section=$B/section.md
 {
 	echo "$SECTION"
 	echo
-	echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') with \`make bench\` (bench/bench.sh) on $(nproc) x $cpu_model" \
+	echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') with \`$run_cmd\` on $(nproc) x $cpu_model" \
 		"(nproc $(nproc)), $mem_gib GiB RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)."
 	echo
 	echo "- Corpus: Enron inbox, whole: $n_users accounts, $n_folders folders, $EXPECT_MSGS messages ($uniq_msgs distinct)," \
@@ -320,8 +331,8 @@ section=$B/section.md
 	echo "- Servers, all on this machine, loopback only: Dovecot $dovecot_v (IMAPS, TLS >= 1.2, host localhost," \
 		"certificate verified), PostgreSQL $pg_v with fsync = on and synchronous_commit = on (durable commits;" \
 		"a fresh cluster for each mailvaultd run)."
-	echo "- Peer: mbsync (isync $mbsync_v) \`mbsync -q -a\` with FSync yes (durable), one IMAPAccount/IMAPStore/" \
-		"MaildirStore/Channel per account (Patterns *, Create Near, Sync Pull, SyncState *); it syncs the accounts" \
+	echo "- Peer: mbsync (isync $mbsync_v) \`mbsync -q -a\` with FSync yes (durable)," \
+		"one IMAPAccount/IMAPStore/MaildirStore/Channel per account (Patterns *, Create Near, Sync Pull, SyncState *); it syncs the accounts" \
 		"one after another. mailvaultd: \`mailvaultd -c CONF --once\`, batch defaults, log_level = info."
 	echo "- Warm server for both: the page cache was not dropped; before timing, every maildir file was read and" \
 		"one untimed pass of each tool (mbsync FSync no, mailvaultd workers = 4) went through Dovecot, so its" \

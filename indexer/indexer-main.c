@@ -276,16 +276,28 @@ static int indexer_reindex_new_locations(struct indexer *ix, const char **error_
 	PQclear(res);
 	if (strcmp(w_old, w_now) == 0)
 		return 0;
-	const char *p[] = { w_old, w_now };
-	size_t n;
-	int64_t last;
-	if (indexer_run_batch(ix, BATCH_COLUMNS "WHERE m.indexed_at IS NOT NULL AND m.serial IN (SELECT l.message_serial "
-			      "FROM locations l WHERE l.id > $1 AND l.id <= $2) ORDER BY m.serial", p, 2, &n, &last, error_r) < 0 ||
-	    indexer_commit(ix, error_r) < 0)
+	/* in chunks, in serial order: a big shared mailbox may repeat much of what is archived */
+	char s_after[24] = "0", s_limit[16];
+	snprintf(s_limit, sizeof(s_limit), "%d", FETCH_MAX_MESSAGES / 4);
+	size_t n, total = 0;
+	do {
+		const char *p[] = { w_old, w_now, s_after, s_limit };
+		int64_t last = 0;
+		if (indexer_run_batch(ix, BATCH_COLUMNS "WHERE m.indexed_at IS NOT NULL AND m.serial > $3 AND m.serial IN "
+				      "(SELECT l.message_serial FROM locations l WHERE l.id > $1 AND l.id <= $2) "
+				      "ORDER BY m.serial LIMIT $4", p, 4, &n, &last, error_r) < 0)
+			return -1;
+		snprintf(s_after, sizeof(s_after), "%lld", (long long)last);
+		total += n;
+	} while (n > 0 && !stop_requested);
+	if (indexer_commit(ix, error_r) < 0)
 		return -1;
-	if (n > 0)
-		log_info("re-indexed %zu messages seen in new places", n);
-	return db_exec(ix->db, "UPDATE indexer_state SET location_watermark = $2 WHERE id = 1", 2, p, error_r);
+	if (total > 0)
+		log_info("re-indexed %zu messages seen in new places", total);
+	if (stop_requested)
+		return 0; /* the watermark stays: the rest is done next time */
+	const char *w[] = { w_now };
+	return db_exec(ix->db, "UPDATE indexer_state SET location_watermark = $1 WHERE id = 1", 1, w, error_r);
 }
 
 /* Applies removals queued by retention (and explicit re-index requests). */

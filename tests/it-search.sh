@@ -90,7 +90,7 @@ t_ok "officer_a may see alice" mvcli officer add officer_a --accounts alice
 t_ok "officer_all may see everything" mvcli officer add officer_all --all
 t_contains "an officer for a missing role is refused" "$(mvcli officer add ghost --all 2>&1)" "no PostgreSQL role 'ghost'"
 t_contains "an officer for a missing account is refused" "$(mvcli officer add officer_a --accounts nope 2>&1)" "no account named 'nope'"
-as() { local who=$1; shift; sed "s/^conninfo = .*/conninfo = $MV_CONNINFO user=$who/" "$MV_CONF" >"$D/$who.conf"; "$MV_BUILD/mailvault" -c "$D/$who.conf" "$@"; }
+as() { local who=$1; shift; sed "s|^conninfo = .*|conninfo = $MV_CONNINFO user=$who|" "$MV_CONF" >"$D/$who.conf"; "$MV_BUILD/mailvault" -c "$D/$who.conf" "$@"; }
 alice_n=$(grep -P '^account:alice\t' "$D/expected" | cut -f2)
 t_eq "officer_a counts only alice's messages" "$alice_n" "$(as officer_a search --count 'NOT account:nosuch')"
 t_eq "officer_a sees nothing of bob's own folder" 0 "$(as officer_a search --count 'account:bob -account:alice')"

@@ -194,6 +194,8 @@ _mv_dc_write_conf() {
 			haproxy_trusted_networks = 127.0.0.1/32
 			service imap-login {
 			  process_min_avail = 1
+			  # one login process per IMAPS connection: room for a peer that opens one per account
+			  process_limit = 500
 			  inet_listener imap {
 			    address = 127.0.0.1
 			    port = $internal
