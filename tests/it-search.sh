@@ -72,8 +72,10 @@ page1=$(mvcli search --limit 3 --sort -date 'from:@enron.com' 2>/dev/null | cut 
 page2=$(mvcli search --limit 3 --offset 3 --sort -date 'from:@enron.com' 2>/dev/null | cut -f1)
 both=$(mvcli search --limit 6 --sort -date 'from:@enron.com' 2>/dev/null | cut -f1)
 t_eq "--offset pages through the same order" "$both" "$(printf '%s\n%s' "$page1" "$page2")"
-serial=$(mvcli search --limit 1 'subject:"energy crisis"' 2>/dev/null | cut -f1)
-t_contains "show prints the decoded text" "$(mvcli show "$serial")" "Subject"
+serial=$(mvcli search --limit 1 'subject:"power"' 2>/dev/null | cut -f1)
+shown=$(mvcli show "$serial")
+t_contains "show prints the stored fields" "$shown" "Subject"
+t_contains "show prints the decoded body" "$shown" "$(mvcli show --raw "$serial" | tr -d '\r' | awk 'body && NF {print; exit} /^$/ {body=1}' | cut -c1-30)"
 
 # --- hostile and malformed queries: a clear error, never a crash ---
 for q in 'frm:jeff' 'subject:"unterminated' '(a OR b' 'a OR' 'after:2001-02-30' 'larger:12Q' "$(printf '(%.0s' {1..200})x"; do
@@ -112,7 +114,7 @@ t_eq "an officer reading tables directly sees no row of other accounts" "0 0 1" 
 	   (SELECT count(*) FROM accounts WHERE name = 'bob'), (SELECT count(*) FROM accounts WHERE name = 'alice')" | tr '|' ' ')"
 
 # --- every look is audited, with who, what, the scope and the count ---
-t_eq "officer_a's searches and counts are audited with their scope" "5" \
+t_eq "officer_a's searches and counts are audited with their scope" "4" \
 	"$(mv_sql "SELECT count(*) FROM audit_log WHERE actor = 'officer_a' AND action IN ('search', 'count') AND details->'scope' = '[\"alice\"]'")"
 t_eq "officer_a's refused show attempts are audited" "2" \
 	"$(mv_sql "SELECT count(*) FROM audit_log WHERE actor = 'officer_a' AND action = 'show' AND target = '$bob_only' AND details->>'found' = 'false'")"
@@ -129,7 +131,7 @@ t_eq "officer_a now finds that message of bob's in alice's new folder" 1 "$(as o
 
 # --- drift is detected and repaired ---
 cp -a "$D/index" "$D/index.old"
-find "$E/germany-c/inbox" -type f | sort | sed -n 2,4p | load alice Later
+find "$E/kaminski-v/inbox" -type f | sort | sed -n 301,303p | load alice Later
 t_ok "three more messages archived" mvd --once
 t_ok "and indexed" "$IDX" -c "$MV_CONF" --once
 rm -rf "$D/index" && mv "$D/index.old" "$D/index"

@@ -20,7 +20,9 @@ import re
 import sys
 from email.header import decode_header, make_header
 
-WORD = re.compile(r"\w+", re.UNICODE)
+# words as Xapian's TermGenerator cuts them: runs of word characters, an apostrophe inside a word
+# keeping it whole (California's is one term)
+WORD = re.compile(r"\w+(?:['\u2019]\w+)*", re.UNICODE)
 
 
 def addresses(msg, field):
@@ -30,7 +32,7 @@ def addresses(msg, field):
 
 
 def words(text):
-    return [w.lower() for w in WORD.findall(text or "")]
+    return [w.lower().replace("\u2019", "'") for w in WORD.findall(text or "")]
 
 
 def has_phrase(tokens, phrase):
