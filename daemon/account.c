@@ -145,6 +145,8 @@ static int account_list_folders(struct poll_ctx *ctx, struct imap_conn *conn, co
 				   condstore ? " HIGHESTMODSEQ" : "");
 		buf_append_str(&cmd, ")");
 	}
+	log_debug("account %s: listing folders %s", a->name,
+		  list_status ? "with LIST-STATUS" : "with LIST, then STATUS per folder (no LIST-STATUS)");
 	enum imap_conn_status st = imap_conn_run(conn, (const char *)cmd.data, folders_on_untagged, fl, &text);
 	buf_free(&cmd);
 	if (st != IMAP_CONN_OK) {

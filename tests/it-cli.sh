@@ -82,4 +82,16 @@ t_contains "enable of an unknown account is an error" "$(mvcli account enable gh
 t_ok "an account with nothing archived can be removed" mvcli account add spare --host localhost --user u --secret "$ref"
 t_ok "remove spare" mvcli account remove spare
 t_eq "only frank is left" "frank" "$(mv_sql "SELECT string_agg(name, ',') FROM accounts")"
+# --- a server without LIST-STATUS (and without CONDSTORE or SPECIAL-USE): STATUS per folder ---
+printf '\n# it-cli: a plainer server\nimap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN\n' >>"$DOVECOT_CONF"
+dovecot_reload "$D"
+sleep 1
+find "$D/enron_inbox/maildir/dean-c/inbox" -maxdepth 1 -type f | sort | sed -n 21,23p | maildir_add "$D" frank "Deals/2001" -
+sed 's/^log_level = .*/log_level = debug/' "$MV_CONF" >"$D/debug.conf"
+log=$("$MV_BUILD/mailvaultd" -c "$D/debug.conf" --once 2>&1)
+t_contains "without LIST-STATUS the poller asks STATUS per folder" "$log" "with LIST, then STATUS per folder"
+t_contains "and still archives the new messages" "$log" "folder Deals/2001: archived 3 messages"
+t_eq "the archive equals the server's set" "$(mv_server_set frank frank-pw)" "$(mv_archived_set frank)"
+log=$("$MV_BUILD/mailvaultd" -c "$D/debug.conf" --once 2>&1)
+t_contains "unchanged folders are still skipped, from STATUS" "$log" "account frank: 0 folders synced, 2 unchanged"
 t_done it-cli

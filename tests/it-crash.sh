@@ -49,13 +49,20 @@ done
 t_ok "the daemon was killed at least 10 times in the middle of one ingest ($kills)" test "$kills" -ge 10
 
 # SIGTERM: finish the batch in hand, release the lease, exit 0
-"$MV_BUILD/mailvaultd" -c "$MV_CONF" >>"$D/daemon.log" 2>&1 &
+"$MV_BUILD/mailvaultd" -c "$MV_CONF" >"$D/term.log" 2>&1 &
 pid=$!
+sleep 0.3
+# SIGHUP first: the configuration is read again without a restart
+sed -i 's/^log_level = info/log_level = debug/' "$MV_CONF"
+kill -HUP "$pid"
 sleep 0.3
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 t_eq "SIGTERM stops the daemon cleanly" 0 "$rc"
+t_contains "SIGHUP reloaded the configuration" "$(cat "$D/term.log")" "configuration reloaded from"
+t_contains "SIGTERM let the batch in hand finish" "$(cat "$D/term.log")" "stopped"
+sed -i 's/^log_level = debug/log_level = info/' "$MV_CONF"
 t_eq "no lease is left behind after SIGTERM" 0 "$(mv_sql 'SELECT count(*) FROM accounts WHERE lease_owner IS NOT NULL')"
 
 t_ok "a restart after the kills completes the archive" mvd --once
