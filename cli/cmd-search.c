@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "buf.h"
 #include "db.h"
+#include "index-layout.h"
 #include "json.h"
 #include "prefixes.h"
 #include "query.h"
@@ -60,12 +61,15 @@ static struct xs_db *search_open_index(struct cli *cli)
 		cli_error("no index configured: set [indexer] index_path in %s", cli->cfg->path);
 		return NULL;
 	}
-	const char *paths[] = { cli->cfg->index_path };
-	if (xs_db_open_readonly(paths, 1, &xdb, &xerr) != XS_OK) {
-		cli_error("cannot open the index at %s: %s (has mailvault-indexer run?)", cli->cfg->index_path, xerr);
+	size_t n;
+	char **paths = index_layout_shards(cli->cfg->index_path, &n, &xerr);
+	if (paths == NULL || xs_db_open_readonly((const char *const *)paths, n, &xdb, &xerr) != XS_OK) {
+		cli_error("cannot open the index: %s (has mailvault-indexer run?)", xerr);
 		free(xerr);
+		index_layout_free(&paths);
 		return NULL;
 	}
+	index_layout_free(&paths);
 	return xdb;
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "db.h"
 #include "doc-build.h"
+#include "index-layout.h"
 #include "log.h"
 #include "mime-extract.h"
 #include "util.h"
@@ -51,8 +52,8 @@ struct item {
 struct indexer {
 	struct config *cfg;
 	PGconn *db;
-	struct xs_db *xdb;
-	unsigned threads;
+	struct xs_db **xdbs;         /* one writer per shard */
+	size_t nshards;
 	/* indexed in Xapian but not yet committed and marked in PostgreSQL */
 	struct buf pending_serials, pending_flags;
 	size_t npending;
@@ -60,46 +61,64 @@ struct indexer {
 	uint64_t total_indexed;
 };
 
-/* What each parser thread works on: every threads-th item from its start. */
-struct parse_job {
+/* Parses one message and builds its document. */
+static void item_build(struct item *it)
+{
+	struct mime_extract mx;
+	mime_extract(it->raw, it->len, &mx);
+	/* locations as (account, folder) pairs, from "account\tfolder" lines */
+	size_t nlocs = 0;
+	for (const char *p = it->locs_text; p && *p; p++)
+		nlocs += *p == '\n';
+	if (it->locs_text && *it->locs_text)
+		nlocs++;
+	struct doc_location *locs = xcalloc(nlocs ? nlocs : 1, sizeof(*locs));
+	size_t k = 0;
+	for (char *line = it->locs_text; line && *line && k < nlocs;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char *tab = strchr(line, '\t');
+		if (tab) {
+			*tab = '\0';
+			locs[k].account = line;
+			locs[k].folder = tab + 1;
+			k++;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	it->doc = doc_build(&mx, locs, k, it->fallback_date, it->size);
+	it->has_attachment = mx.nattachments > 0;
+	it->note = mx.problem ? xstrdup(mx.problem) : NULL;
+	free(locs);
+	mime_extract_free(&mx);
+}
+
+/* One shard's share of a batch: its thread parses and writes its own messages, so every core
+   both parses and writes (a single Xapian writer would be the bottleneck). */
+struct shard_job {
+	struct indexer *ix;
 	struct item *items;
-	size_t n, start, step;
+	size_t n, shard;
+	char *error;                 /* the first write error, malloc'd */
 };
 
-/* Parses and builds documents for a share of the batch. */
-static void *parse_thread(void *arg)
+/* Parses, builds and writes the batch's messages of one shard. */
+static void *shard_thread(void *arg)
 {
-	struct parse_job *job = arg;
-	for (size_t i = job->start; i < job->n; i += job->step) {
+	struct shard_job *job = arg;
+	for (size_t i = 0; i < job->n; i++) {
 		struct item *it = &job->items[i];
-		struct mime_extract mx;
-		mime_extract(it->raw, it->len, &mx);
-		/* locations as (account, folder) pairs */
-		size_t nlocs = 0;
-		for (const char *p = it->locs_text; p && *p; p++)
-			nlocs += *p == '\n';
-		if (it->locs_text && *it->locs_text)
-			nlocs++;
-		struct doc_location *locs = xcalloc(nlocs ? nlocs : 1, sizeof(*locs));
-		size_t k = 0;
-		for (char *line = it->locs_text; line && *line && k < nlocs;) {
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = '\0';
-			char *tab = strchr(line, '\t');
-			if (tab) {
-				*tab = '\0';
-				locs[k].account = line;
-				locs[k].folder = tab + 1;
-				k++;
-			}
-			line = nl ? nl + 1 : NULL;
-		}
-		it->doc = doc_build(&mx, locs, k, it->fallback_date, it->size);
-		it->has_attachment = mx.nattachments > 0;
-		it->note = mx.problem ? xstrdup(mx.problem) : NULL;
-		free(locs);
-		mime_extract_free(&mx);
+		if (index_layout_shard_of((uint64_t)it->serial, job->ix->nshards) != job->shard)
+			continue;
+		item_build(it);
+		char *xerr = NULL;
+		if (job->error == NULL &&
+		    xs_db_replace(job->ix->xdbs[job->shard], (uint64_t)it->serial, it->doc, &xerr) != XS_OK)
+			job->error = xerr ? xerr : xstrdup("unknown error");
+		else
+			free(xerr);
+		xs_doc_free(&it->doc);
 	}
 	return NULL;
 }
@@ -110,10 +129,13 @@ static int indexer_commit(struct indexer *ix, const char **error_r)
 	char *xerr = NULL;
 	if (ix->npending == 0)
 		return 0;
-	if (xs_db_commit(ix->xdb, &xerr) != XS_OK) {
-		*error_r = db_error_set("Xapian commit failed", xerr);
-		free(xerr);
-		return -1;
+	/* every shard first: PostgreSQL hears only of what all of them made durable */
+	for (size_t k = 0; k < ix->nshards; k++) {
+		if (xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
+			*error_r = db_error_set("Xapian commit failed", xerr);
+			free(xerr);
+			return -1;
+		}
 	}
 	buf_append_str(&ix->pending_serials, "}");
 	buf_append_str(&ix->pending_flags, "}");
@@ -164,26 +186,26 @@ static int indexer_run_batch(struct indexer *ix, const char *sql, const char *co
 	}
 	*last_serial_r = items[n - 1].serial;
 
-	unsigned t = ix->threads < n ? ix->threads : (unsigned)n;
-	pthread_t tids[16];
-	struct parse_job jobs[16];
-	for (unsigned k = 0; k < t; k++) {
-		jobs[k] = (struct parse_job){ items, n, k, t };
+	pthread_t tids[INDEX_MAX_SHARDS];
+	struct shard_job jobs[INDEX_MAX_SHARDS];
+	for (size_t k = 0; k < ix->nshards; k++) {
+		jobs[k] = (struct shard_job){ .ix = ix, .items = items, .n = n, .shard = k };
 		if (k > 0)
-			pthread_create(&tids[k], NULL, parse_thread, &jobs[k]);
+			pthread_create(&tids[k], NULL, shard_thread, &jobs[k]);
 	}
-	parse_thread(&jobs[0]);
-	for (unsigned k = 1; k < t; k++)
-		pthread_join(tids[k], NULL);
-
+	shard_thread(&jobs[0]);
 	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char *xerr = NULL;
-		if (rc == 0 && xs_db_replace(ix->xdb, (uint64_t)items[i].serial, items[i].doc, &xerr) != XS_OK) {
-			*error_r = db_error_set("Xapian write failed", xerr);
+	for (size_t k = 0; k < ix->nshards; k++) {
+		if (k > 0)
+			pthread_join(tids[k], NULL);
+		if (jobs[k].error != NULL && rc == 0) {
+			*error_r = db_error_set("Xapian write failed", jobs[k].error);
 			rc = -1;
 		}
-		free(xerr);
+		free(jobs[k].error);
+	}
+
+	for (size_t i = 0; i < n; i++) {
 		if (rc == 0) {
 			buf_append_str(&ix->pending_serials, ix->npending ? "," : "{");
 			buf_printf(&ix->pending_serials, "%lld", (long long)items[i].serial);
@@ -312,7 +334,8 @@ static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 	for (int i = 0; i < n; i++) {
 		char *xerr = NULL;
 		uint64_t serial = strtoull(PQgetvalue(res, i, 1), NULL, 10);
-		if (strcmp(PQgetvalue(res, i, 2), "delete") == 0 && xs_db_delete(ix->xdb, serial, &xerr) != XS_OK) {
+		if (strcmp(PQgetvalue(res, i, 2), "delete") == 0 &&
+		    xs_db_delete(ix->xdbs[index_layout_shard_of(serial, ix->nshards)], serial, &xerr) != XS_OK) {
 			*error_r = db_error_set("Xapian delete failed", xerr);
 			free(xerr);
 			PQclear(res);
@@ -327,10 +350,13 @@ static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 	if (n > 0) {
 		char *xerr = NULL;
 		const char *p[] = { (const char *)ids.data };
-		if (xs_db_commit(ix->xdb, &xerr) != XS_OK) {
-			*error_r = db_error_set("Xapian commit failed", xerr);
-			rc = -1;
-		} else {
+		for (size_t k = 0; k < ix->nshards && rc == 0; k++) {
+			if (xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
+				*error_r = db_error_set("Xapian commit failed", xerr);
+				rc = -1;
+			}
+		}
+		if (rc == 0) {
 			rc = db_exec(ix->db, "DELETE FROM index_queue WHERE id = ANY($1::bigint[])", 1, p, error_r);
 			/* re-index requests become ordinary pending messages */
 			if (rc == 0)
@@ -422,7 +448,8 @@ int main(int argc, char **argv)
 	if (ix.cfg->index_path == NULL)
 		log_fatal("%s: [indexer] index_path is required", cfg_path);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	ix.threads = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (unsigned)ncpu;
+	unsigned want_shards = ix.cfg->index_shards ? ix.cfg->index_shards
+			       : ncpu < 1 ? 1 : ncpu > INDEX_MAX_SHARDS ? INDEX_MAX_SHARDS : (unsigned)ncpu;
 	mime_extract_init();
 	struct sigaction sa = { .sa_handler = on_stop };
 	sigemptyset(&sa.sa_mask);
@@ -434,8 +461,16 @@ int main(int argc, char **argv)
 	ix.db = db_connect(config_conninfo_for(ix.cfg, "indexer"), "mailvault-indexer", "mailvault_indexer", &err);
 	if (ix.db == NULL)
 		log_fatal("%s", err);
-	if (xs_db_open_writable(ix.cfg->index_path, &ix.xdb, &xerr) != XS_OK)
-		log_fatal("cannot open the index at %s: %s", ix.cfg->index_path, xerr);
+	char **paths = index_layout_create(ix.cfg->index_path, want_shards, &ix.nshards, &xerr);
+	if (paths == NULL)
+		log_fatal("cannot open the index: %s", xerr);
+	ix.xdbs = xcalloc(ix.nshards, sizeof(*ix.xdbs));
+	for (size_t k = 0; k < ix.nshards; k++)
+		if (xs_db_open_writable(paths[k], &ix.xdbs[k], &xerr) != XS_OK)
+			log_fatal("cannot open index shard %s: %s", paths[k], xerr);
+	index_layout_free(&paths);
+	log_info("index at %s: %zu shard%s, one writer thread each", ix.cfg->index_path, ix.nshards,
+		 ix.nshards == 1 ? "" : "s");
 	if (!once && db_exec(ix.db, "LISTEN mailvault_new_mail", 0, NULL, &err) < 0)
 		log_fatal("%s", err);
 	ix.last_commit = util_now();
@@ -461,7 +496,9 @@ int main(int argc, char **argv)
 		if (!once && ix.db != NULL)
 			indexer_wait(&ix, 30);
 	} while (!once && !stop_requested);
-	xs_db_close(&ix.xdb);
+	for (size_t k = 0; k < ix.nshards; k++)
+		xs_db_close(&ix.xdbs[k]);
+	free(ix.xdbs);
 	db_close(&ix.db);
 	buf_free(&ix.pending_serials);
 	buf_free(&ix.pending_flags);

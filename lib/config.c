@@ -36,6 +36,7 @@ static const struct config_key config_keys[] = {
 	K("daemon", "log", CK_LOGTARGET, log_syslog, 0, 0),
 	K("tls", "ca_file", CK_STRING, ca_file, 0, 0),
 	K("indexer", "index_path", CK_STRING, index_path, 0, 0),
+	K("indexer", "shards", CK_UINT, index_shards, 1, 64),
 };
 
 /* Trims white space at both ends, in place. */

@@ -28,7 +28,8 @@ struct config {
 	/* [tls] */
 	char *ca_file;             /* CA bundle; NULL means the system's trust store */
 	/* [indexer] */
-	char *index_path;          /* Xapian database directory */
+	char *index_path;          /* directory of the index's shards */
+	unsigned index_shards;     /* shards (and writer threads) of a new index; 0 = one per core */
 };
 
 /* Reads and validates FILE. Returns a config to free with config_free(), or NULL with *error_r
