@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Ingest benchmark (issue 2): mailvaultd --once vs mbsync -a over the whole Enron corpus on a private Dovecot.
+# Ingest benchmark (issue 2): mailvaultd --once vs mbsync -a over the whole Enron corpus on a private Dovecot;
+# then (part 2, issue 3, bench/index-search.sh) mailvault-indexer vs notmuch new and search latency on the result.
 #
 # Run by `make bench` (after `make all`) as `bash bench/bench.sh`. Everything lives in a scratch folder under
 # /tmp that is removed at the end (MV_KEEP=1 keeps it); only loopback and unix sockets are used.
@@ -10,8 +11,14 @@
 #      timed, peak RSS from /usr/bin/time -v, SELECT count(*) FROM locations checked
 #   5. table + targets (msg/s ratio >= 2.0; peak RSS < 64 MiB + 2 x largest message), section
 #      "## Ingest (issue 2)" of bench/RESULTS.md rewritten
+#   6. part 2 (bench/index-search.sh, see there): on the archive of the workers = 4 run (its cluster kept
+#      running) and the maildir of the mbsync run (kept): mailvault-indexer --once vs notmuch new, index
+#      sizes, 20 queries (bench/queries.tsv) as whole processes; section "## Index and search (issue 3)"
+# Each section of RESULTS.md is rewritten by its part; hand-written notes after the line NOTES_MARK (see
+# index-search.sh) in a section are kept.
 # Environment: MV_BENCH_WORKERS (default "2 4"), MV_CORPUS (default /work/shared/corpora/enron-inbox.tar.xz),
-# MV_KEEP=1 (keep the scratch folder), MV_BENCH_STRICT=1 (exit 1 when a target fails, not only on errors).
+# MV_KEEP=1 (keep the scratch folder), MV_BENCH_STRICT=1 (exit 1 when a target fails, not only on errors),
+# MV_BENCH_SEARCH=0 (part 1 only), MV_P2_RUNS (timed query rounds of part 2, default 5).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -20,6 +27,8 @@ MV_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 export MV_ROOT
 # shellcheck source=../tests/lib/common.sh
 . "$MV_ROOT/tests/lib/common.sh"
+# shellcheck source=index-search.sh
+. "$BENCH_DIR/index-search.sh"
 
 CORPUS=${MV_CORPUS:-/work/shared/corpora/enron-inbox.tar.xz}
 WORKERS_LIST=${MV_BENCH_WORKERS:-2 4}
@@ -27,6 +36,8 @@ EXPECT_MSGS=44755
 EXPECT_USERS=137
 MVD=$MV_BUILD/mailvaultd
 MVCLI=$MV_BUILD/mailvault
+IDX=$MV_BUILD/mailvault-indexer
+PART2=${MV_BENCH_SEARCH:-1}
 RESULTS=$BENCH_DIR/RESULTS.md
 SECTION="## Ingest (issue 2)"
 
@@ -43,6 +54,9 @@ loadavg() { cut -d' ' -f1 /proc/loadavg; }
 # ---------------------------------------------------------------------------------------------- checks
 if [ ! -x "$MVD" ] || [ ! -x "$MVCLI" ]; then
 	die "build/mailvaultd and build/mailvault are missing: run make all first"
+fi
+if [ "$PART2" = 1 ] && [ ! -x "$IDX" ]; then
+	die "build/mailvault-indexer is missing: run make all first (or MV_BENCH_SEARCH=0 for part 1 only)"
 fi
 command -v mbsync >/dev/null || die "mbsync (package isync) is not installed"
 if [ ! -x /usr/bin/time ]; then
@@ -62,8 +76,10 @@ say "scratch folder $B (removed at exit unless MV_KEEP=1)"
 # private copies: the build folder may be rebuilt by someone else while the bench runs
 mkdir -p "$B/bin"
 cp "$MVD" "$MVCLI" "$B/bin/"
+[ "$PART2" = 1 ] && cp "$IDX" "$B/bin/"
 MVD=$B/bin/mailvaultd
 MVCLI=$B/bin/mailvault
+IDX=$B/bin/mailvault-indexer
 
 # ------------------------------------------------------------------------------- 1. Dovecot + corpus
 say "unpacking $(basename "$CORPUS")"
@@ -244,9 +260,13 @@ mb_rss=$(awk -F': ' '/Maximum resident/ { print $2 }' "$B/mbsync.time")
 mb_cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$B/mbsync.time")
 mb_dccpu=$(calc "$dc1 - $dc0")
 say "  mbsync: $(printf '%.1f' "$mb_secs") s, $mb_files files, peak RSS $((mb_rss / 1024)) MiB"
-[ "${MV_KEEP:-0}" = 1 ] || rm -rf "$B/mbsync"
+# part 2 indexes this maildir with notmuch
+[ "${MV_KEEP:-0}" = 1 ] || [ "$PART2" = 1 ] || rm -rf "$B/mbsync"
 
 # --------------------------------------------------------------------------------------- 4. mailvaultd
+# the run the targets are about (workers = 4, else the last); part 2 indexes its archive
+target_w=4
+case " $WORKERS_LIST " in *" 4 "*) ;; *) target_w=${WORKERS_LIST##* } ;; esac
 declare -A mv_secs mv_rss mv_cpu mv_pgcpu mv_dccpu mv_load
 for w in $WORKERS_LIST; do
 	say "mailvaultd --once, workers = $w: fresh database, $n_users accounts"
@@ -267,14 +287,15 @@ for w in $WORKERS_LIST; do
 	mv_check "workers=$w"
 	"$MVCLI" -c "$MV_CONF" status >"$B/status-w$w.txt" 2>&1 || die "mailvault status failed"
 	say "  workers=$w: $(printf '%.1f' "${mv_secs[$w]}") s, peak RSS $((mv_rss[$w] / 1024)) MiB"
-	mv_teardown "pgw$w"
+	# part 2 indexes the target run's archive: its cluster keeps running (idle during later runs)
+	if [ "$PART2" != 1 ] || [ "$w" != "$target_w" ]; then
+		mv_teardown "pgw$w"
+	fi
 done
 
 # --------------------------------------------------------------------------------------- 5. the table
 rss_limit_kib=$(calc "64 * 1024 + 2 * $max_msg / 1024")
 mb_rate=$(calc "$EXPECT_MSGS / $mb_secs")
-target_w=4
-case " $WORKERS_LIST " in *" 4 "*) ;; *) target_w=${WORKERS_LIST##* } ;; esac
 fails=0
 table=$B/table.md
 {
@@ -349,21 +370,22 @@ section=$B/section.md
 	echo "$targets"
 	echo
 } >"$section"
-if [ ! -f "$RESULTS" ]; then
-	printf '%s\n\n%s\n\n' "# mailvault benchmarks" \
-		"Figures written by \`make bench\`; each part below is replaced by the run that produced it." >"$RESULTS"
-fi
-awk -v secfile="$section" -v head="$SECTION" '
-	BEGIN { while ((getline line < secfile) > 0) sec = sec line "\n" }
-	/^## / { skip = 0; if ($0 == head) { printf "%s", sec; done = 1; skip = 1; next } }
-	!skip { print }
-	END { if (!done) printf "%s", sec }
-' "$RESULTS" >"$RESULTS.new"
-mv "$RESULTS.new" "$RESULTS"
+results_write_section "$SECTION" "$section"
 say "wrote section \"$SECTION\" of bench/RESULTS.md"
+
+# --------------------------------------------------------------------------- 6. part 2: index and search
+p2_fails=0
+if [ "$PART2" = 1 ]; then
+	say "part 2 (issue 3): index and search, on the archive of workers = $target_w and the mbsync maildir"
+	pg_start "$B/pgw$target_w" # running: exports its connection variables again
+	P2_RUN_CMD=$run_cmd
+	part2_main "pgw$target_w" "$B/mbsync"
+	mv_teardown "pgw$target_w"
+	[ "${MV_KEEP:-0}" = 1 ] || rm -rf "$B/mbsync"
+fi
 say "bench took $(printf '%.0f' "$(calc "$(now) - $bench_t0")") s"
 
-if [ "$fails" != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ]; then
+if [ $((fails + p2_fails)) != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ]; then
 	exit 1
 fi
 exit 0
