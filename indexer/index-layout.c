@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,21 @@ char **index_layout_create(const char *index_path, unsigned n, size_t *n_r, char
 		*error_r = xasprintf("cannot create %s: %s", index_path, strerror(errno));
 		return NULL;
 	}
+	/* a Xapian stub database listing the shards, so Xapian's own tools (xapian-delve, the Python
+	   bindings) open the whole index as one */
+	char *stub = xasprintf("%s/XAPIANDB", index_path);
+	FILE *sf = fopen(stub, "w");
+	bool stub_ok = sf != NULL;
+	for (unsigned i = 0; stub_ok && i < n; i++)
+		stub_ok = fprintf(sf, "auto shard-%u\n", i) > 0;
+	if (sf != NULL && fclose(sf) != 0)
+		stub_ok = false;
+	if (!stub_ok) {
+		*error_r = xasprintf("cannot write %s: %s", stub, strerror(errno));
+		free(stub);
+		return NULL;
+	}
+	free(stub);
 	char *file = xasprintf("%s/shards", index_path), *tmp = xasprintf("%s/shards.tmp", index_path);
 	FILE *f = fopen(tmp, "w");
 	if (f == NULL || fprintf(f, "%u\n", n) < 0 || fclose(f) != 0 || rename(tmp, file) < 0) {
