@@ -75,10 +75,9 @@ p2_mib() {
 
 # p2_tables DB: "table bytes" per Xapian table file of the glass database DB.
 p2_tables() {
-	local f
-	for f in "$1"/*.glass; do
-		[ -f "$f" ] && printf '%s %s\n' "$(basename "$f" .glass)" "$(stat -c %s "$f")"
-	done
+	# a sharded index keeps one glass database per shard: each table summed over the shards
+	find "$1" -maxdepth 2 -name '*.glass' -type f -printf '%f %s\n' |
+		awk '{ sub(/\.glass$/, "", $1); t[$1] += $2 } END { for (k in t) print k, t[k] }'
 }
 
 # p2_stats DB OUT: terms, postings and occurrences by prefix, documents, average length, revision

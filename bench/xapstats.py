@@ -59,7 +59,15 @@ def main():
     print("ALL %d %d %d" % tuple(total))
     print("documents %d" % db.get_doccount())
     print("avglength %.1f" % db.get_avlength())
-    print("revision %d" % db.get_revision())
+    # a sharded index (a XAPIANDB stub naming one database per shard): commits per shard, the most of any
+    try:
+        rev = db.get_revision()
+    except xapian.InvalidOperationError:
+        import os
+        stub = os.path.join(sys.argv[1], "XAPIANDB")
+        shards = [l.split()[1] for l in open(stub) if l.strip()]
+        rev = max(xapian.Database(os.path.join(sys.argv[1], s)).get_revision() for s in shards)
+    print("revision %d" % rev)
 
 
 if __name__ == "__main__":
