@@ -50,6 +50,7 @@ static void usage(FILE *out)
 		"  status                             per account: folders, messages, bytes, sync, errors; index lag\n"
 		"  search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY\n"
 		"                                     e.g. from:@enron.com subject:\"gas prices\" after:2001-05-01 -has:attachment\n"
+		"                                     (a query that starts with - goes after --: search -- -from:x)\n"
 		"  officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE\n"
 		"  index verify | index rebuild       compare the index with the archive; re-index everything\n"
 		"REF is file:PATH, env:NAME or cmd:COMMAND; secrets are never stored in the database.\n");
