@@ -70,31 +70,6 @@ void mime_extract_init(void)
 
 /* ---------- text helpers ---------- */
 
-/* Length of the valid UTF-8 sequence at p (NUL counts as valid), or 0 if invalid. */
-static size_t mime_extract_utf8_seq(const unsigned char *p, size_t left)
-{
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-	else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-	else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-	else return 0;
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* Counts valid multi-byte UTF-8 sequences and invalid bytes in p. */
 static void mime_extract_utf8_scan(const unsigned char *p, size_t len, size_t *multi_r, size_t *invalid_r)
 {
@@ -104,7 +79,7 @@ static void mime_extract_utf8_scan(const unsigned char *p, size_t len, size_t *m
 			i++;
 			continue;
 		}
-		size_t n = mime_extract_utf8_seq(p + i, len - i);
+		size_t n = util_utf8_seq_len(p + i, len - i);
 		if (n == 0) {
 			invalid++;
 			i++;

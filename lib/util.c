@@ -128,8 +128,8 @@ void util_hex(const unsigned char *data, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not valid. */
-static size_t utf8_seq_len(const unsigned char *p, size_t left)
+/* Length of the valid UTF-8 sequence at p (1..4; a NUL counts as 1), or 0 if it is not valid. */
+size_t util_utf8_seq_len(const unsigned char *p, size_t left)
 {
 	unsigned char c = p[0];
 	size_t n;
@@ -161,7 +161,7 @@ char *util_utf8_sanitize(const char *data, size_t len)
 	char *out = xmalloc(len * 3 + 1), *o = out;
 	size_t i = 0;
 	while (i < len) {
-		size_t n = utf8_seq_len(p + i, len - i);
+		size_t n = util_utf8_seq_len(p + i, len - i);
 		if (n == 0) {
 			memcpy(o, "\xef\xbf\xbd", 3);
 			o += 3;

@@ -28,6 +28,9 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r
 double util_now(void);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex(const unsigned char *data, size_t len, char *out);
+/* Length of the valid UTF-8 sequence at p (1..4; a NUL counts as 1), or 0 if invalid (overlong forms,
+   surrogates and values past U+10FFFF are invalid). left is how many bytes p holds. */
+size_t util_utf8_seq_len(const unsigned char *p, size_t left);
 /* Replaces invalid UTF-8 with U+FFFD and drops NUL bytes; returns a new string the caller frees. */
 char *util_utf8_sanitize(const char *data, size_t len);
 
