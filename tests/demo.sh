@@ -86,14 +86,14 @@ echo "== mailvault-indexer --once (GMime parses, Xapian indexes)"
 "$build/mailvault-indexer" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'indexed|error'
 mv status | grep '^index:'
 search() { echo; echo "\$ mailvault search $*"; mv search "$@"; }
-search --limit 5 'from:@enron.com subject:"energy crisis"'
-search --count 'participants:jeff.dasovich@enron.com after:2001-05-01 before:2001-06-01'
+search --limit 3 'from:@enron.com subject:california'
+search --count 'participants:@enron.com after:2001-05-01 before:2001-06-01'
 search --limit 3 --sort relevance '"price caps" -from:jeff.dasovich@enron.com'
 echo
 echo "== an officer sees only the accounts the legal team granted"
 pg_psql "CREATE ROLE officer_lay LOGIN" >/dev/null
 mv officer add officer_lay --accounts ken.lay
-sed "s/^conninfo = .*/conninfo = $MV_CONNINFO user=officer_lay/" "$D/mailvault.conf" >"$D/officer_lay.conf"
+sed "s|^conninfo = .*|conninfo = $MV_CONNINFO user=officer_lay|" "$D/mailvault.conf" >"$D/officer_lay.conf"
 echo "\$ mailvault search --count 'from:@enron.com'   (administrator, then officer_lay)"
 mv search --count 'from:@enron.com'
 "$build/mailvault" -c "$D/officer_lay.conf" search --count 'from:@enron.com'
