@@ -3,10 +3,10 @@
 #include "db.h"
 #include "log.h"
 #include "msg-headers.h"
+#include "program.h"
 #include "util.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -261,43 +261,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Prints usage. */
-static void usage(FILE *out)
-{
-	fprintf(out, "usage: mailvaultd [-c FILE] [--once]\n"
-		"  -c FILE   configuration (default " CONFIG_DEFAULT_PATH ")\n"
-		"  --once    poll every enabled account once and exit (0 only if all succeeded)\n");
-}
-
 int main(int argc, char **argv)
 {
-	const char *cfg_path = CONFIG_DEFAULT_PATH;
-	bool once = false;
-	static const struct option opts[] = {
-		{ "once", no_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg_path = optarg; break;
-		case 'o': once = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("mailvaultd %s\n", MAILVAULT_VERSION); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	bool once;
+	int status;
+	struct pool pool = { 0 };
+	pool.cfg = program_start(argc, argv, "mailvaultd",
+				 "poll every enabled account once and exit (0 only if all succeeded)", &once, &status);
+	if (pool.cfg == NULL)
+		return status;
+	pool.once = once;
+	const char *cfg_path = pool.cfg->path;
 	char *cerr;
-	struct pool pool = { .once = once };
-	pool.cfg = config_load(cfg_path, &cerr);
-	if (pool.cfg == NULL) {
-		fprintf(stderr, "mailvaultd: %s\n", cerr);
-		return 1;
-	}
-	log_init("mailvaultd", pool.cfg->log_level, pool.cfg->log_syslog);
 	msg_headers_init();
 	pthread_mutex_init(&pool.lock, NULL);
 	char host[128];

@@ -8,11 +8,11 @@
 #include "index-layout.h"
 #include "log.h"
 #include "mime-extract.h"
+#include "program.h"
 #include "util.h"
 #include "xapian_shim.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -408,43 +408,15 @@ static void indexer_wait(struct indexer *ix, unsigned seconds)
 	}
 }
 
-/* Prints usage. */
-static void usage(FILE *out)
-{
-	fprintf(out, "usage: mailvault-indexer [-c FILE] [--once]\n"
-		"  -c FILE   configuration (default " CONFIG_DEFAULT_PATH ")\n"
-		"  --once    index everything pending and exit\n");
-}
-
 int main(int argc, char **argv)
 {
-	const char *cfg_path = CONFIG_DEFAULT_PATH;
-	bool once = false;
-	static const struct option opts[] = {
-		{ "once", no_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg_path = optarg; break;
-		case 'o': once = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("mailvault-indexer %s\n", MAILVAULT_VERSION); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	char *cerr;
+	bool once;
+	int status;
 	struct indexer ix = { 0 };
-	ix.cfg = config_load(cfg_path, &cerr);
-	if (ix.cfg == NULL) {
-		fprintf(stderr, "mailvault-indexer: %s\n", cerr);
-		return 1;
-	}
-	log_init("mailvault-indexer", ix.cfg->log_level, ix.cfg->log_syslog);
+	ix.cfg = program_start(argc, argv, "mailvault-indexer", "index everything pending and exit", &once, &status);
+	if (ix.cfg == NULL)
+		return status;
+	const char *cfg_path = ix.cfg->path;
 	if (ix.cfg->index_path == NULL)
 		log_fatal("%s: [indexer] index_path is required", cfg_path);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -1155,13 +1155,9 @@ static enum mime_extract_split mime_extract_check_split(const unsigned char *raw
 {
 	size_t pos = 0, nlines = 0;
 	bool in_bad = false, blank = false;
-	while (pos < len) {
-		const unsigned char *line = raw + pos;
-		const unsigned char *nl = memchr(line, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - line) : len - pos;
-		pos += n + (nl ? 1 : 0);
-		if (n > 0 && line[n - 1] == '\r')
-			n--;
+	const unsigned char *line;
+	size_t n;
+	while (util_next_line(raw, len, &pos, &line, &n)) {
 		if (n == 0) {
 			blank = true;
 			break;
@@ -1221,15 +1217,9 @@ static bool mime_extract_copy_capped(const unsigned char *raw, size_t len, GByte
 {
 	bool in_header = true, in_field = false, cut = false;
 	size_t field = 0, pos = 0, pending = 0; /* raw[pending..pos) is still to be copied */
-	while (pos < len) {
-		const unsigned char *line = raw + pos;
-		const unsigned char *nl = memchr(line, '\n', len - pos);
-		size_t full = nl ? (size_t)(nl - line) + 1 : len - pos;
-		size_t n = nl ? full - 1 : full;
-		if (n > 0 && line[n - 1] == '\r')
-			n--;
-		size_t start = pos;
-		pos += full;
+	const unsigned char *line;
+	size_t n, start = pos;
+	for (; util_next_line(raw, len, &pos, &line, &n); start = pos) {
 		if (!in_header) {
 			if (n >= 2 && line[0] == '-' && line[1] == '-')
 				in_header = true;

@@ -37,13 +37,9 @@ static bool msg_headers_collect(const unsigned char *data, size_t len, struct bu
 	size_t pos = 0, limit = len < MSG_HEADERS_MAX ? len : MSG_HEADERS_MAX;
 	int current = -1;
 	bool any = false, first = true;
-	while (pos < limit) {
-		const unsigned char *line = data + pos;
-		const unsigned char *nl = memchr(line, '\n', limit - pos);
-		size_t linelen = nl ? (size_t)(nl - line) : limit - pos;
-		pos += linelen + (nl ? 1 : 0);
-		if (linelen > 0 && line[linelen - 1] == '\r')
-			linelen--;
+	const unsigned char *line;
+	size_t linelen;
+	while (util_next_line(data, limit, &pos, &line, &linelen)) {
 		bool was_first = first;
 		first = false;
 		if (linelen == 0)

@@ -117,6 +117,22 @@ double util_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Next line of a buffer, for the header readers. */
+bool util_next_line(const unsigned char *data, size_t len, size_t *pos, const unsigned char **line_r, size_t *n_r)
+{
+	if (*pos >= len)
+		return false;
+	const unsigned char *line = data + *pos;
+	const unsigned char *nl = memchr(line, '\n', len - *pos);
+	size_t n = nl ? (size_t)(nl - line) : len - *pos;
+	*pos += n + (nl ? 1 : 0);
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	*line_r = line;
+	*n_r = n;
+	return true;
+}
+
 /* Writes lower-case hex. */
 void util_hex(const unsigned char *data, size_t len, char *out)
 {

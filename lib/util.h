@@ -26,6 +26,9 @@ int util_parse_size(const char *s, uint64_t *bytes_r);
 int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
 /* Monotonic clock in seconds. */
 double util_now(void);
+/* Steps through data line by line: returns the line at *pos without its LF (and a CR before it) in
+   *line_r and *n_r and moves *pos past it; false once *pos reaches len. */
+bool util_next_line(const unsigned char *data, size_t len, size_t *pos, const unsigned char **line_r, size_t *n_r);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex(const unsigned char *data, size_t len, char *out);
 /* Length of the valid UTF-8 sequence at p (1..4; a NUL counts as 1), or 0 if invalid (overlong forms,
