@@ -34,14 +34,18 @@ IDX_SRC    := $(filter-out indexer/indexer-%.c,$(wildcard indexer/*.c))
 IDX_OBJ    := $(IDX_SRC:%.c=$(BUILD)/%.o) $(patsubst %.cc,$(BUILD)/%.o,$(wildcard indexer/*.cc))
 LIBIDX     := $(BUILD)/libmvindex.a
 INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
-CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c)) $(BUILD)/gen/migrations.o
+# cli/: `mailvault`, a front end of libc only (front.c and what it shares with the full program), and
+# mailvault-cli, the full program it runs for everything a search session does not answer
+FRONT_OBJ  := $(BUILD)/cli/front.o $(BUILD)/cli/args.o $(BUILD)/cli/session-key.o
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out cli/front.c,$(wildcard cli/*.c))) $(BUILD)/gen/migrations.o
 SQL_FILES  := $(sort $(wildcard sql/[0-9]*.sql))
 UNIT_SRC   := $(wildcard tests/test-*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(if $(INDEXER_OBJ),$(BUILD)/mailvault-indexer)
+PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(BUILD)/mailvault-indexer
+LIBEXEC    := $(BUILD)/mailvault-cli
 
 .PHONY: all check unit demo bench install clean deps
-all: $(PROGRAMS) $(UNIT_BIN)
+all: $(PROGRAMS) $(LIBEXEC) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -71,8 +75,11 @@ $(LIBMV): $(LIB_OBJ)
 $(BUILD)/mailvaultd: $(DAEMON_OBJ) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/mailvault: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
+$(BUILD)/mailvault-cli: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mailvault: $(FRONT_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -98,9 +105,11 @@ bench: deps all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mailvault/sql
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/libexec/mailvault
+	install -m 755 $(LIBEXEC) $(DESTDIR)$(PREFIX)/libexec/mailvault/
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/mailvault/sql/
 
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FRONT_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -52,7 +52,17 @@ static void strv_free(char **v)
 	free(v);
 }
 
-/* Opens the index read-only. */
+/* True if two NULL-terminated path arrays are equal. */
+static bool strv_equal(char *const *a, char *const *b)
+{
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+/* Opens the index read-only. A session keeps it open and only reopens it to see the indexer's latest
+   commit, unless the shard layout changed (a rebuild). Release with search_close_index(). */
 static struct xs_db *search_open_index(struct cli *cli)
 {
 	char *xerr = NULL;
@@ -63,14 +73,43 @@ static struct xs_db *search_open_index(struct cli *cli)
 	}
 	size_t n;
 	char **paths = index_layout_shards(cli->cfg->index_path, &n, &xerr);
+	if (paths != NULL && cli->keep_index && cli->index != NULL && strv_equal(paths, cli->index_paths)) {
+		if (xs_db_reopen(cli->index, &xerr) == XS_OK) {
+			index_layout_free(&paths);
+			return cli->index;
+		}
+		free(xerr);
+		xerr = NULL;
+	}
 	if (paths == NULL || xs_db_open_readonly((const char *const *)paths, n, &xdb, &xerr) != XS_OK) {
 		cli_error("cannot open the index: %s (has mailvault-indexer run?)", xerr);
 		free(xerr);
 		index_layout_free(&paths);
 		return NULL;
 	}
+	if (cli->keep_index) {
+		session_index_close(cli);
+		cli->index = xdb;
+		cli->index_paths = paths;
+		return xdb;
+	}
 	index_layout_free(&paths);
 	return xdb;
+}
+
+/* Releases what search_open_index() returned (a session's kept index stays open). */
+static void search_close_index(struct cli *cli, struct xs_db **xdb)
+{
+	if (*xdb != NULL && *xdb == cli->index)
+		*xdb = NULL;
+	else
+		xs_db_close(xdb);
+}
+
+void session_index_close(struct cli *cli)
+{
+	xs_db_close(&cli->index);
+	index_layout_free(&cli->index_paths);
 }
 
 /* search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY */
@@ -258,7 +297,7 @@ int cmd_search(struct cli *cli, int argc, char **argv)
 out:
 	free(docids);
 	xs_query_free(&q);
-	xs_db_close(&xdb);
+	search_close_index(cli, &xdb);
 	query_free(&tree);
 	strv_free(scope);
 	buf_free(&qtext);
@@ -429,7 +468,7 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 			cli_error("index rebuild: %s", xerr);
 			free(xerr);
 		}
-		xs_db_close(&xdb);
+		search_close_index(cli, &xdb);
 		struct buf arr = { 0 };
 		buf_append_str(&arr, "{");
 		for (size_t i = 0; i < s.n; i++)
@@ -460,12 +499,12 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	struct docid_set s = { 0 };
 	char *xerr = NULL;
 	if (xs_db_each_docid(xdb, docid_collect, &s, &xerr) != XS_OK) {
-		xs_db_close(&xdb);
+		search_close_index(cli, &xdb);
 		cli_error("index verify: %s", xerr);
 		free(xerr);
 		return 1;
 	}
-	xs_db_close(&xdb);
+	search_close_index(cli, &xdb);
 	PGresult *res = db_query(cli->db, "SELECT serial, indexed_at IS NOT NULL FROM messages ORDER BY serial", 0, NULL, &err);
 	if (res == NULL) {
 		free(s.ids);

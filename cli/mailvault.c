@@ -1,5 +1,7 @@
 /* mailvault: the command-line front end for administrators and compliance officers. */
 #include "cli.h"
+#include "args.h"
+#include "session-proto.h"
 #include "db.h"
 #include "log.h"
 #include "util.h"
@@ -56,56 +58,70 @@ static void usage(FILE *out)
 		"REF is file:PATH, env:NAME or cmd:COMMAND; secrets are never stored in the database.\n");
 }
 
+/* The subcommands. */
+static const struct cli_command {
+	const char *name;
+	int (*fn)(struct cli *, int, char **);
+} cli_commands[] = {
+	{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls }, { "show", cmd_show },
+	{ "status", cmd_status }, { "search", cmd_search }, { "officer", cmd_officer },
+	{ "index", cmd_index },
+};
+
+int cli_run(struct cli *cli, int argc, char **argv)
+{
+	for (size_t k = 0; k < sizeof(cli_commands) / sizeof(cli_commands[0]); k++)
+		if (strcmp(argv[0], cli_commands[k].name) == 0)
+			return cli_commands[k].fn(cli, argc - 1, argv + 1);
+	cli_error("unknown command '%s' (see mailvault --help)", argv[0]);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cfg_path = CONFIG_DEFAULT_PATH;
 	struct cli cli = { 0 };
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			cfg_path = argv[++i];
-		else if (strcmp(argv[i], "--json") == 0)
-			cli.json = true;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--version") == 0) {
-			printf("mailvault %s\n", MAILVAULT_VERSION);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
-		}
+	struct cli_args a;
+	cli_args_parse(argc, argv, &a);
+	if (a.help) {
+		usage(stdout);
+		return 0;
 	}
-	if (i >= argc) {
+	if (a.version) {
+		printf("mailvault %s\n", MAILVAULT_VERSION);
+		return 0;
+	}
+	if (a.bad || a.cmd >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	static const struct { const char *name; int (*fn)(struct cli *, int, char **); } cmds[] = {
-		{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls }, { "show", cmd_show },
-		{ "status", cmd_status }, { "search", cmd_search }, { "officer", cmd_officer },
-		{ "index", cmd_index },
-	};
-	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
-		if (strcmp(argv[i], cmds[k].name) != 0)
-			continue;
-		char *err;
-		cli.cfg = config_load(cfg_path, &err);
-		if (cli.cfg == NULL) {
-			cli_error("%s", err);
-			free(err);
-			return 1;
-		}
-		log_init("mailvault", cli.cfg->log_level, false);
-		/* --json may also come after the subcommand */
-		for (int j = i + 1; j < argc; j++)
-			if (strcmp(argv[j], "--json") == 0)
-				cli.json = true;
-		int rc = cmds[k].fn(&cli, argc - i - 1, argv + i + 1);
-		db_close(&cli.db);
-		config_free(&cli.cfg);
-		return rc;
+	bool agent = strcmp(argv[a.cmd], "session-agent") == 0;
+	bool known = agent;
+	for (size_t k = 0; k < sizeof(cli_commands) / sizeof(cli_commands[0]); k++)
+		known |= strcmp(argv[a.cmd], cli_commands[k].name) == 0;
+	if (!known) {
+		cli_error("unknown command '%s' (see mailvault --help)", argv[a.cmd]);
+		return 2;
 	}
-	cli_error("unknown command '%s' (see mailvault --help)", argv[i]);
-	return 2;
+	char *err;
+	cli.cfg = config_load(a.cfg_path, &err);
+	if (cli.cfg == NULL) {
+		cli_error("%s", err);
+		free(err);
+		return 1;
+	}
+	log_init("mailvault", cli.cfg->log_level, false);
+	cli.json = a.json;
+	int rc;
+	if (agent) {
+		rc = session_serve(&cli, a.cfg_path);
+	} else {
+		/* a search or show started here warms a session for the next one (mailvault.conf [search]) */
+		if (SESSION_COMMAND(argv[a.cmd]) && cli.cfg->session_idle > 0)
+			session_spawn(a.cfg_path);
+		rc = cli_run(&cli, argc - a.cmd, argv + a.cmd);
+	}
+	session_index_close(&cli);
+	db_close(&cli.db);
+	config_free(&cli.cfg);
+	return rc;
 }

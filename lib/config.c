@@ -37,6 +37,7 @@ static const struct config_key config_keys[] = {
 	K("tls", "ca_file", CK_STRING, ca_file, 0, 0),
 	K("indexer", "index_path", CK_STRING, index_path, 0, 0),
 	K("indexer", "shards", CK_UINT, index_shards, 1, 64),
+	K("search", "session_idle", CK_UINT, session_idle, 0, 86400),
 };
 
 /* Trims white space at both ends, in place. */
@@ -109,6 +110,7 @@ struct config *config_load(const char *path, char **error_r)
 	cfg->timeout = 120;
 	cfg->lease_seconds = 600;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->session_idle = 300;
 
 	char line[8192], section[64] = "";
 	unsigned lineno = 0;

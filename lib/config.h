@@ -30,6 +30,8 @@ struct config {
 	/* [indexer] */
 	char *index_path;          /* directory of the index's shards */
 	unsigned index_shards;     /* shards (and writer threads) of a new index; 0 = one per core */
+	/* [search] */
+	unsigned session_idle;     /* seconds a user's search session stays warm after use; 0 = none */
 };
 
 /* Reads and validates FILE. Returns a config to free with config_free(), or NULL with *error_r

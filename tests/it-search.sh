@@ -123,6 +123,74 @@ t_eq "the recorded count is the count the officer saw" "$alice_n" \
 t_eq "the audit chain links every row to the previous one" 0 \
 	"$(mv_sql "SELECT count(*) FROM audit_log a JOIN audit_log p ON p.seq = a.seq - 1 WHERE a.prev_hash <> p.hash")"
 
+# --- search sessions: a warm process per user and configuration, same answers, same audit ---
+# sess_pid CONF: the pid of the session serving CONF, if one is running
+sess_pid() { pgrep -f "^mailvault -c $1 session-agent\$"; }
+# sess_wait CONF up|down: waits up to 10 s for the session to answer (up) or to be gone (down)
+sess_wait() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if [ "$2" = up ]; then front "$1" search --count x >/dev/null 2>&1 && return 0
+		else sess_pid "$1" >/dev/null || return 0; fi
+		sleep 0.1
+	done
+	return 1
+}
+# a front end alone (no mailvault-cli beside it): whatever it answers, a session answered
+mkdir -p "$D/frontonly"
+cp "$MV_BUILD/mailvault" "$D/frontonly/mailvault"
+front() { "$D/frontonly/mailvault" -c "$1" "${@:2}"; }
+as officer_a search --count 'from:@enron.com' >/dev/null
+SC=$D/officer_a.conf
+t_ok "a search starts a session for the next one" sess_wait "$SC" up
+sed 's/^\[indexer\]/[search]\nsession_idle = 0\n&/' "$SC" >"$D/nosession.conf"
+t_eq "the session answers with the in-process count" \
+	"$("$MV_BUILD/mailvault" -c "$D/nosession.conf" search --count 'NOT account:nosuch')" "$(front "$SC" search --count 'NOT account:nosuch')"
+t_eq "and with the in-process results (--json, sorted by date)" \
+	"$("$MV_BUILD/mailvault" -c "$D/nosession.conf" search --json --limit 30 --sort date 'subject:energy OR body:gas' | md5sum)" \
+	"$(front "$SC" search --json --limit 30 --sort date 'subject:energy OR body:gas' | md5sum)"
+alice_serial=$(mv_sql "SELECT min(l.message_serial) FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'alice'")
+t_eq "show --raw through the session is byte-exact" "$(mv_sql "SELECT encode(sha256, 'hex') FROM messages WHERE serial = $alice_serial")" \
+	"$(front "$SC" show --raw "$alice_serial" | sha256sum | cut -d' ' -f1)"
+t_contains "the session still refuses another account's message" "$(front "$SC" show "$bob_only" 2>&1)" "no message with serial $bob_only"
+t_contains "a bad query gets the same error through the session" "$(front "$SC" search 'from:x frm:y' 2>&1)" "unknown field 'frm' at column 8"
+t_eq "and the same exit status" 2 "$(front "$SC" search 'from:x frm:y' >/dev/null 2>&1; echo $?)"
+before=$(mv_sql "SELECT count(*) FROM audit_log WHERE actor = 'officer_a'")
+for q in 'from:@enron.com' 'subject:power' 'to:dasovich'; do front "$SC" search --count "$q" >/dev/null; done
+t_eq "each search through the session is audited, as the officer" $((before + 3)) \
+	"$(mv_sql "SELECT count(*) FROM audit_log WHERE actor = 'officer_a'")"
+mvcli officer add officer_a --accounts bob >/dev/null
+bob_n=$(mv_sql "SELECT count(DISTINCT l.message_serial) FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'bob'")
+t_eq "a change of scope applies to the running session at once" "$bob_n" "$(front "$SC" search --count 'NOT account:nosuch')"
+mvcli officer add officer_a --accounts alice >/dev/null
+t_eq "and back" "$alice_n" "$(front "$SC" search --count 'NOT account:nosuch')"
+sed "s|^conninfo = .*|conninfo = $MV_CONNINFO user=officer_all|" "$SC" >"$D/other.conf"
+t_fail "another configuration (another login) is not served by that session" front "$D/other.conf" search --count x
+t_fail "nor the same one with another PG environment" env PGAPPNAME=other "$D/frontonly/mailvault" -c "$SC" search --count x
+t_fail "another Unix user cannot reach the session's socket" runuser -u nobody -- "$MV_PYTHON" -c \
+	"import socket,glob,sys; s=socket.socket(socket.AF_UNIX); s.connect(glob.glob(sys.argv[1] + '/mailvault/*.sock')[0])" "$XDG_RUNTIME_DIR"
+"$MV_PYTHON" - "$XDG_RUNTIME_DIR" <<'PY'
+import glob, socket, sys
+for junk in (b"", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7fhello", b"\x05\x00\x00\x00abc"):
+    for path in glob.glob(sys.argv[1] + "/mailvault/*.sock"):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.sendall(junk)
+        s.close()
+PY
+t_eq "a session survives malformed requests" "$alice_n" "$(front "$SC" search --count 'NOT account:nosuch')"
+kill -KILL "$(sess_pid "$SC")"
+t_eq "a killed session costs nothing: the search runs in-process" "$alice_n" "$(as officer_a search --count 'NOT account:nosuch')"
+t_ok "and a new session starts" sess_wait "$SC" up
+pg_stop "$D" && pg_start "$D" >/dev/null
+t_ok "a session ends when PostgreSQL goes away" sess_wait "$SC" down
+t_eq "and the next search still works" "$alice_n" "$(as officer_a search --count 'NOT account:nosuch')"
+t_ok "session_idle = 0: no session" test -z "$(sess_pid "$D/nosession.conf")"
+sed 's/^\[indexer\]/[search]\nsession_idle = 1\n&/' "$SC" >"$D/short.conf"
+"$MV_BUILD/mailvault" -c "$D/short.conf" search --count x >/dev/null
+sleep 0.5
+t_ok "a session ends after session_idle seconds without a search" sess_wait "$D/short.conf" down
+
 # --- a message seen in a new place is re-indexed, so scope follows it ---
 maildir_add "$D" alice Forwarded "$(find "$E/germany-c/inbox" -type f | sort | head -1)"
 t_ok "the new location is archived" mvd --once

@@ -164,6 +164,8 @@ _t_cleanup() {
 	done
 	for d in "${T_TMPDIRS[@]}"; do
 		[ -d "$d" ] || continue
+		# search sessions started with a configuration of this folder
+		pkill -f "^mailvault -c $d/.* session-agent\$" 2>/dev/null
 		while IFS= read -r f; do
 			dovecot_stop "$f"
 		done < <(find "$d" -maxdepth 6 \( -path '*/dovecot/run/master.pid' -o -path '*/dovecot/relay.pid' \) \

@@ -15,6 +15,10 @@ mv_setup() {
 	dovecot_start "$dir" >/dev/null
 	MV_CONF=$dir/mailvault.conf
 	export MV_CONF
+	# search sessions of this test live in its folder, not in the machine's /tmp/mailvault-UID
+	XDG_RUNTIME_DIR=$dir/run
+	mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+	export XDG_RUNTIME_DIR
 	cat >"$MV_CONF" <<CONF
 # written by tests/lib/mv.sh
 [database]

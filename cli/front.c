@@ -1,0 +1,153 @@
+/* mailvault: the front end. A search or show goes to the user's warm search session when one is running;
+ * everything else, and any search no session takes, runs in mailvault-cli (the full program, exec'd).
+ * This file links nothing but libc, so a search served by the session starts in about a millisecond. */
+#include "args.h"
+#include "session-key.h"
+#include "session-proto.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Runs the full program with the same arguments; returns only on failure. */
+static int front_exec_full(char **argv)
+{
+	char self[PATH_MAX], path[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "mailvault: cannot find my own program file: %s\n", strerror(errno));
+		return 1;
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	*slash = '\0';
+	/* beside this program (the build tree), then where `make install` puts it */
+	static const char *const places[] = { "%s/mailvault-cli", "%s/../libexec/mailvault/mailvault-cli" };
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		snprintf(path, sizeof(path), places[i], self);
+		if (access(path, X_OK) == 0) {
+			execv(path, argv);
+			fprintf(stderr, "mailvault: cannot run %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	fprintf(stderr, "mailvault: mailvault-cli is missing beside %s/mailvault (is the installation complete?)\n",
+		self);
+	return 1;
+}
+
+/* Writes all of buf. */
+static int front_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Asks the session to run the command. Returns its exit status, or -1 when the command must run here
+   (no session, or it declined before doing anything). */
+static int front_try_session(int argc, char **argv, const char *cfg_path)
+{
+	struct session_key k;
+	const char *why;
+	if (session_key_make(cfg_path, &k, &why) < 0)
+		return -1;
+	int fd = -1, rc = -1;
+	char *payload = NULL;
+	if (session_key_check_dir(k.dir, false, &why) < 0)
+		goto out;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k.sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	/* the peer must be this user's own process */
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != getuid())
+		goto out;
+	size_t len = strlen(k.key) + 1;
+	for (int i = 1; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	if (len > SESSION_MAX_REQUEST)
+		goto out;
+	payload = malloc(len);
+	if (payload == NULL)
+		goto out;
+	size_t off = 0;
+	memcpy(payload, k.key, strlen(k.key) + 1);
+	off += strlen(k.key) + 1;
+	for (int i = 1; i < argc; i++) {
+		memcpy(payload + off, argv[i], strlen(argv[i]) + 1);
+		off += strlen(argv[i]) + 1;
+	}
+	/* the length, with our standard output and error attached */
+	uint32_t hdr = (uint32_t)len;
+	int fds[2] = { STDOUT_FILENO, STDERR_FILENO };
+	union { char buf[CMSG_SPACE(sizeof(fds))]; struct cmsghdr align; } ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	ssize_t sent;
+	do
+		sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	if (sent != (ssize_t)sizeof(hdr) || front_write_all(fd, payload, len) < 0)
+		goto out;
+	/* 'F': run it here; 'S' (started) and later 'R' with the exit status; EOF before 'S': nothing done */
+	unsigned char reply[3];
+	size_t got = 0;
+	while (got < sizeof(reply) && !(got == 1 && reply[0] == SESSION_REPLY_FALLBACK)) {
+		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == 0 || reply[0] == SESSION_REPLY_FALLBACK)
+		rc = -1;
+	else if (got == 3 && reply[0] == SESSION_REPLY_STARTED && reply[1] == SESSION_REPLY_DONE)
+		rc = reply[2];
+	else {
+		fprintf(stderr, "mailvault: the search session ended in the middle of the command\n");
+		rc = 1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(payload);
+	session_key_free(&k);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_args a;
+	cli_args_parse(argc, argv, &a);
+	if (!a.bad && !a.help && !a.version && a.cmd < argc && SESSION_COMMAND(argv[a.cmd])) {
+		int rc = front_try_session(argc, argv, a.cfg_path);
+		if (rc >= 0)
+			return rc;
+	}
+	return front_exec_full(argv);
+}
