@@ -38,16 +38,16 @@ static int front_exec_full(char **argv)
 			return 1;
 		}
 	}
-	fprintf(stderr, "mailvault: mailvault-cli is missing beside %s/mailvault (is the installation complete?)\n",
-		self);
+	fprintf(stderr, "mailvault: cannot find mailvault-cli in %s or %s/../libexec/mailvault (is the installation "
+		"complete?)\n", self, self);
 	return 1;
 }
 
-/* Writes all of buf. */
+/* Sends all of buf on the socket (a session that went away is an error, not a SIGPIPE). */
 static int front_write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -113,10 +113,20 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 	while (sent < 0 && errno == EINTR);
 	if (sent != (ssize_t)sizeof(hdr) || front_write_all(fd, payload, len) < 0)
 		goto out;
-	/* 'F': run it here; 'S' (started) and later 'R' with the exit status; EOF before 'S': nothing done */
-	unsigned char reply[3];
+	/* 'F': run it here. 'S': the session is ready; our 'G' lets it run the command. A session busy with
+	   another command (say, one whose output waits in a pager) is not waited for beyond SESSION_WAIT_MS. */
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	int pr;
+	do
+		pr = poll(&pf, 1, SESSION_WAIT_MS);
+	while (pr < 0 && errno == EINTR);
+	unsigned char reply[2];
+	char go = SESSION_REQUEST_GO;
+	if (pr <= 0 || read(fd, reply, 1) != 1 || reply[0] != SESSION_REPLY_STARTED ||
+	    front_write_all(fd, &go, 1) < 0)
+		goto out; /* nothing was done: run it here */
 	size_t got = 0;
-	while (got < sizeof(reply) && !(got == 1 && reply[0] == SESSION_REPLY_FALLBACK)) {
+	while (got < sizeof(reply)) {
 		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -124,11 +134,9 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 			break;
 		got += (size_t)n;
 	}
-	if (got == 0 || reply[0] == SESSION_REPLY_FALLBACK)
-		rc = -1;
-	else if (got == 3 && reply[0] == SESSION_REPLY_STARTED && reply[1] == SESSION_REPLY_DONE)
-		rc = reply[2];
-	else {
+	if (got == sizeof(reply) && reply[0] == SESSION_REPLY_DONE) {
+		rc = reply[1];
+	} else {
 		fprintf(stderr, "mailvault: the search session ended in the middle of the command\n");
 		rc = 1;
 	}

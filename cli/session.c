@@ -168,8 +168,11 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 		session_reply(fd, &r, 1);
 		goto out;
 	}
-	char started = SESSION_REPLY_STARTED;
-	session_reply(fd, &started, 1);
+	/* 'S', then the caller's go-ahead: a caller that gave up waiting (a busy session) runs the command
+	   itself, so it must never run here too */
+	char started = SESSION_REPLY_STARTED, go = 0;
+	if (send(fd, &started, 1, MSG_NOSIGNAL) != 1 || session_read_all(fd, &go, 1) < 0 || go != SESSION_REQUEST_GO)
+		goto out;
 	int rc = session_run(cli, fds[0], fds[1], argc, argv);
 	/* whatever the command left behind, the next one starts outside a transaction */
 	if (cli->db != NULL && PQtransactionStatus(cli->db) != PQTRANS_IDLE)
@@ -209,10 +212,18 @@ int session_serve(struct cli *cli, const char *cfg_path)
 	if (session_key_check_dir(k.dir, true, &why) < 0)
 		goto out;
 	/* one session per key: whoever holds the lock serves; a second one started at the same time leaves */
-	lock = open(k.lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
-		rc = 0;
-		goto out;
+	for (;;) {
+		lock = open(k.lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
+			rc = 0;
+			goto out;
+		}
+		/* a session that ended removes its lock file: ours must still be the one at the path */
+		struct stat held, now;
+		if (fstat(lock, &held) == 0 && stat(k.lock_path, &now) == 0 && held.st_ino == now.st_ino &&
+		    held.st_dev == now.st_dev)
+			break;
+		close(lock);
 	}
 	/* log in and open the index before taking requests, so the first one is already warm */
 	if (cli_connect(cli) < 0)
@@ -264,6 +275,8 @@ out:
 		unlink(k.sock_path);
 	if (lsock >= 0)
 		close(lsock);
+	if (lock >= 0 && rc == 0 && bound)
+		unlink(k.lock_path);
 	if (lock >= 0)
 		close(lock);
 	session_key_free(&k);

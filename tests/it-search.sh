@@ -9,6 +9,8 @@ set -uo pipefail
 
 t_tmpdir
 D=$T_DIR
+# under ASan, reports go to files: a search session's stderr is /dev/null (checked at the end)
+case "$MV_BUILD" in *asan*) MV_ASAN_LOG=$D/asan; export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$MV_ASAN_LOG" ;; esac
 SHARED=${MV_SHARED:-$MV_ROOT/../shared}
 tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D" enron_inbox/maildir/dasovich-j enron_inbox/maildir/kaminski-v \
 	enron_inbox/maildir/germany-c
@@ -179,6 +181,14 @@ for junk in (b"", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7fhello", b"\x05\x00\x00\
         s.close()
 PY
 t_eq "a session survives malformed requests" "$alice_n" "$(front "$SC" search --count 'NOT account:nosuch')"
+# a session blocked on output nobody reads (a pager left open) must not hold the user's next search
+( front "$SC" search --limit 2000 'NOT account:nosuch' 2>/dev/null | sleep 8 ) &
+busy=$!
+sleep 1
+t_eq "a busy session does not hold up the next search (it runs in-process)" "$alice_n" \
+	"$(timeout 5 "$MV_BUILD/mailvault" -c "$SC" search --count 'NOT account:nosuch')"
+wait "$busy"
+t_eq "and serves again once the reader is gone" "$alice_n" "$(front "$SC" search --count 'NOT account:nosuch')"
 kill -KILL "$(sess_pid "$SC")"
 t_eq "a killed session costs nothing: the search runs in-process" "$alice_n" "$(as officer_a search --count 'NOT account:nosuch')"
 t_ok "and a new session starts" sess_wait "$SC" up
@@ -223,4 +233,7 @@ while IFS= read -r id; do
 done < <(mv_sql "SELECT DISTINCT m.message_id FROM messages m JOIN locations l ON l.message_serial = m.serial JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'edge' AND m.message_id IS NOT NULL AND m.message_id !~ '[[:space:][:cntrl:]]'")
 t_ok "hundreds of Message-IDs were checked ($checked)" test "$checked" -ge 300
 t_eq "every message of the hard corpus is findable by its Message-ID" 0 "$missing"
+if [ -n "${MV_ASAN_LOG:-}" ]; then
+	t_eq "no sanitizer report from any process, sessions included" "" "$(ls "$MV_ASAN_LOG".* 2>/dev/null)"
+fi
 t_done it-search
