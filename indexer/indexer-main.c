@@ -1,6 +1,7 @@
 /* mailvault-indexer: keeps the Xapian index in step with the archive. Takes messages with indexed_at
-   IS NULL in serial order, parses them on every core, writes them with one writer, commits Xapian,
-   and only then marks them indexed in PostgreSQL, so a crash at any point re-indexes idempotently. */
+   IS NULL in serial order; one thread per shard parses and writes that shard's messages while the main
+   thread fetches the next batch; all shards commit Xapian, and only then are the messages marked
+   indexed in PostgreSQL, so a crash at any point re-indexes idempotently. */
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -43,26 +44,58 @@ struct item {
 	int64_t fallback_date;
 	uint64_t size;
 	char *locs_text;             /* "account\tfolder\n..." */
-	struct xs_doc *doc;          /* built by a parser thread */
-	bool has_attachment;
-	char *note;                  /* what could not be read, if anything */
+	bool has_attachment;         /* set by the shard thread that indexed it */
+	char *note;                  /* what could not be read, if anything (set likewise) */
+};
+
+/* What the main thread hands to the shard threads, in order: a batch of fetched messages (each shard
+   indexes its own) or a commit request (each shard commits its database). */
+struct unit {
+	struct unit *next;           /* the main thread's list of units not yet reaped, oldest first */
+	bool commit;
+	PGresult *res;               /* a batch: the fetched rows, which items point into */
+	struct item *items;
+	size_t n;
+	size_t remaining;            /* shards that have not finished the unit yet (under ix->lock) */
+	char *error;                 /* the first Xapian error of any shard, malloc'd (under ix->lock) */
+};
+
+#define SHARD_QUEUE 16           /* units queued per shard at most: a few batches and commits */
+#define MAX_BATCHES_IN_FLIGHT 2  /* batches queued but not yet indexed, beside the one being fetched */
+
+/* One shard's writer thread and its queue of units. */
+struct shard {
+	struct indexer *ix;
+	size_t k;
+	pthread_t tid;
+	struct unit *queue[SHARD_QUEUE];
+	size_t head, count;
 };
 
 /* The indexer's state for one run. */
 struct indexer {
 	struct config *cfg;
 	PGconn *db;
-	struct xs_db **xdbs;         /* one writer per shard */
+	struct xs_db **xdbs;         /* one writer per shard, used by that shard's thread only while it runs */
 	size_t nshards;
+	struct shard *shards;
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;   /* shards wait for units; the main thread for finished ones */
+	bool quit;
+	struct unit *first, *last;   /* queued and not yet reaped (main thread's list, changed under lock) */
+	size_t batches_in_flight;
+	char *failed;                /* the first error of a unit reaped since the last drain, malloc'd */
 	/* indexed in Xapian but not yet committed and marked in PostgreSQL */
 	struct buf pending_serials, pending_flags;
 	size_t npending;
+	/* queued since the last commit request */
+	size_t nqueued;
 	double last_commit;
 	uint64_t total_indexed;
 };
 
 /* Parses one message and builds its document. */
-static void item_build(struct item *it)
+static struct xs_doc *item_build(struct item *it)
 {
 	struct mime_extract mx;
 	mime_extract(it->raw, it->len, &mx);
@@ -87,81 +120,276 @@ static void item_build(struct item *it)
 		}
 		line = nl ? nl + 1 : NULL;
 	}
-	it->doc = doc_build(&mx, locs, k, it->fallback_date, it->size);
+	struct xs_doc *doc = doc_build(&mx, locs, k, it->fallback_date, it->size);
 	it->has_attachment = mx.nattachments > 0;
 	it->note = mx.problem ? xstrdup(mx.problem) : NULL;
 	free(locs);
 	mime_extract_free(&mx);
+	return doc;
 }
 
-/* One shard's share of a batch: its thread parses and writes its own messages, so every core
-   both parses and writes (a single Xapian writer would be the bottleneck). */
-struct shard_job {
-	struct indexer *ix;
-	struct item *items;
-	size_t n, shard;
-	char *error;                 /* the first write error, malloc'd */
-};
-
-/* Parses, builds and writes the batch's messages of one shard. */
-static void *shard_thread(void *arg)
+/* Does a shard's part of one unit; returns the first Xapian error (malloc'd) or NULL. */
+static char *shard_do_unit(struct shard *sh, struct unit *u)
 {
-	struct shard_job *job = arg;
-	for (size_t i = 0; i < job->n; i++) {
-		struct item *it = &job->items[i];
-		if (index_layout_shard_of((uint64_t)it->serial, job->ix->nshards) != job->shard)
+	struct indexer *ix = sh->ix;
+	char *xerr = NULL;
+	if (u->commit) {
+		if (xs_db_commit(ix->xdbs[sh->k], &xerr) != XS_OK)
+			return xerr ? xerr : xstrdup("unknown error");
+		return NULL;
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		struct item *it = &u->items[i];
+		if (index_layout_shard_of((uint64_t)it->serial, ix->nshards) != sh->k)
 			continue;
-		item_build(it);
-		char *xerr = NULL;
-		if (job->error == NULL &&
-		    xs_db_replace(job->ix->xdbs[job->shard], (uint64_t)it->serial, it->doc, &xerr) != XS_OK)
-			job->error = xerr ? xerr : xstrdup("unknown error");
-		else
-			free(xerr);
-		xs_doc_free(&it->doc);
+		struct xs_doc *doc = item_build(it);
+		enum xs_status st = xs_db_replace(ix->xdbs[sh->k], (uint64_t)it->serial, doc, &xerr);
+		xs_doc_free(&doc);
+		if (st != XS_OK)
+			return xerr ? xerr : xstrdup("unknown error");
 	}
 	return NULL;
 }
 
-/* Commits Xapian, then records in PostgreSQL what that commit made durable. */
-static int indexer_commit(struct indexer *ix, const char **error_r)
+/* A shard's thread: parses, builds and writes its messages of every batch, and commits its database
+   when asked, in the order the units were queued; so every core both parses and writes, and the
+   shards commit at the same time. */
+static void *shard_thread(void *arg)
 {
-	char *xerr = NULL;
-	if (ix->npending == 0)
-		return 0;
-	/* every shard first: PostgreSQL hears only of what all of them made durable */
-	for (size_t k = 0; k < ix->nshards; k++) {
-		if (xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
-			*error_r = db_error_set("Xapian commit failed", xerr);
-			free(xerr);
-			return -1;
-		}
+	struct shard *sh = arg;
+	struct indexer *ix = sh->ix;
+	pthread_mutex_lock(&ix->lock);
+	for (;;) {
+		while (sh->count == 0 && !ix->quit)
+			pthread_cond_wait(&ix->work, &ix->lock);
+		if (sh->count == 0)
+			break;
+		struct unit *u = sh->queue[sh->head];
+		sh->head = (sh->head + 1) % SHARD_QUEUE;
+		sh->count--;
+		pthread_mutex_unlock(&ix->lock);
+		char *err = shard_do_unit(sh, u);
+		pthread_mutex_lock(&ix->lock);
+		if (err != NULL && u->error == NULL)
+			u->error = err;
+		else
+			free(err);
+		if (--u->remaining == 0)
+			pthread_cond_broadcast(&ix->done);
 	}
+	pthread_mutex_unlock(&ix->lock);
+	return NULL;
+}
+
+/* Starts one thread per shard. */
+static void pipeline_start(struct indexer *ix)
+{
+	pthread_mutex_init(&ix->lock, NULL);
+	pthread_cond_init(&ix->work, NULL);
+	pthread_cond_init(&ix->done, NULL);
+	ix->shards = xcalloc(ix->nshards, sizeof(*ix->shards));
+	for (size_t k = 0; k < ix->nshards; k++) {
+		ix->shards[k].ix = ix;
+		ix->shards[k].k = k;
+		if (pthread_create(&ix->shards[k].tid, NULL, shard_thread, &ix->shards[k]) != 0)
+			log_fatal("cannot start a shard thread");
+	}
+}
+
+/* Stops the shard threads once their queues are empty. */
+static void pipeline_stop(struct indexer *ix)
+{
+	if (ix->shards == NULL)
+		return;
+	pthread_mutex_lock(&ix->lock);
+	ix->quit = true;
+	pthread_cond_broadcast(&ix->work);
+	pthread_mutex_unlock(&ix->lock);
+	for (size_t k = 0; k < ix->nshards; k++)
+		pthread_join(ix->shards[k].tid, NULL);
+	free(ix->shards);
+	ix->shards = NULL;
+	pthread_cond_destroy(&ix->done);
+	pthread_cond_destroy(&ix->work);
+	pthread_mutex_destroy(&ix->lock);
+}
+
+/* Records in PostgreSQL what a finished commit made durable in every shard. */
+static void indexer_mark_committed(struct indexer *ix)
+{
+	if (ix->npending == 0)
+		return;
 	buf_append_str(&ix->pending_serials, "}");
 	buf_append_str(&ix->pending_flags, "}");
 	const char *p[] = { (const char *)ix->pending_serials.data, (const char *)ix->pending_flags.data };
-	int r = db_exec(ix->db, "UPDATE messages m SET indexed_at = now(), has_attachments = v.h "
-			"FROM unnest($1::bigint[], $2::boolean[]) AS v(s, h) WHERE m.serial = v.s", 2, p, error_r);
+	const char *err;
+	if (db_exec(ix->db, "UPDATE messages m SET indexed_at = now(), has_attachments = v.h "
+		    "FROM unnest($1::bigint[], $2::boolean[]) AS v(s, h) WHERE m.serial = v.s", 2, p, &err) < 0) {
+		if (ix->failed == NULL)
+			ix->failed = xstrdup(err);
+	} else {
+		ix->total_indexed += ix->npending;
+		log_debug("committed %zu documents", ix->npending);
+	}
 	buf_reset(&ix->pending_serials);
 	buf_reset(&ix->pending_flags);
-	if (r < 0)
-		return -1;
-	ix->total_indexed += ix->npending;
-	log_debug("committed %zu documents", ix->npending);
 	ix->npending = 0;
+}
+
+/* Takes in a finished unit (called without the lock): a batch's messages become pending, a commit
+   marks the pending ones indexed; after an error nothing more is marked. Frees the unit. */
+static void indexer_reap_unit(struct indexer *ix, struct unit *u)
+{
+	if (u->error != NULL && ix->failed == NULL) {
+		ix->failed = xstrdup(db_error_set(u->commit ? "Xapian commit failed" : "Xapian write failed", u->error));
+	}
+	if (u->commit) {
+		if (ix->failed == NULL)
+			indexer_mark_committed(ix);
+	} else {
+		for (size_t i = 0; i < u->n; i++) {
+			struct item *it = &u->items[i];
+			if (ix->failed == NULL) {
+				buf_append_str(&ix->pending_serials, ix->npending ? "," : "{");
+				buf_printf(&ix->pending_serials, "%lld", (long long)it->serial);
+				buf_append_str(&ix->pending_flags, ix->npending ? "," : "{");
+				buf_append_str(&ix->pending_flags, it->has_attachment ? "t" : "f");
+				ix->npending++;
+			}
+			if (it->note != NULL) {
+				char s[24];
+				snprintf(s, sizeof(s), "%lld", (long long)it->serial);
+				const char *p[] = { s, it->note };
+				const char *err;
+				log_info("message %s indexed from what could be read: %s", s, it->note);
+				if (db_exec(ix->db, "UPDATE messages SET index_note = $2 WHERE serial = $1", 2, p, &err) < 0)
+					log_warn("cannot record the index note of message %s: %s", s, err);
+			}
+			free(it->note);
+			free(it->locs_text);
+		}
+		free(u->items);
+		PQclear(u->res);
+	}
+	free(u->error);
+	free(u);
+}
+
+/* Reaps finished units in queue order; with wait, first waits until the oldest one is finished
+   (if there is one). */
+static void indexer_reap(struct indexer *ix, bool wait)
+{
+	pthread_mutex_lock(&ix->lock);
+	while (wait && ix->first != NULL && ix->first->remaining > 0)
+		pthread_cond_wait(&ix->done, &ix->lock);
+	while (ix->first != NULL && ix->first->remaining == 0) {
+		struct unit *u = ix->first;
+		ix->first = u->next;
+		if (ix->first == NULL)
+			ix->last = NULL;
+		if (!u->commit)
+			ix->batches_in_flight--;
+		pthread_mutex_unlock(&ix->lock);
+		indexer_reap_unit(ix, u);
+		pthread_mutex_lock(&ix->lock);
+	}
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* Queues a unit for every shard (waiting for room in their queues). */
+static void indexer_queue(struct indexer *ix, struct unit *u)
+{
+	u->remaining = ix->nshards;
+	pthread_mutex_lock(&ix->lock);
+	for (;;) {
+		bool room = true;
+		for (size_t k = 0; k < ix->nshards; k++)
+			room = room && ix->shards[k].count < SHARD_QUEUE;
+		if (room)
+			break;
+		pthread_mutex_unlock(&ix->lock);
+		indexer_reap(ix, true);
+		pthread_mutex_lock(&ix->lock);
+	}
+	for (size_t k = 0; k < ix->nshards; k++) {
+		struct shard *sh = &ix->shards[k];
+		sh->queue[(sh->head + sh->count) % SHARD_QUEUE] = u;
+		sh->count++;
+	}
+	if (ix->last != NULL)
+		ix->last->next = u;
+	else
+		ix->first = u;
+	ix->last = u;
+	if (!u->commit)
+		ix->batches_in_flight++;
+	pthread_cond_broadcast(&ix->work);
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* Asks every shard to commit what it has written so far; once all have, those messages are marked
+   indexed in PostgreSQL (when the commit unit is reaped). */
+static void indexer_queue_commit(struct indexer *ix)
+{
+	if (ix->nqueued == 0)
+		return;
+	struct unit *u = xcalloc(1, sizeof(*u));
+	u->commit = true;
+	indexer_queue(ix, u);
+	ix->nqueued = 0;
 	ix->last_commit = util_now();
+}
+
+/* Waits for every queued unit and takes it in. Returns -1 with *error_r if one failed since the last
+   drain (nothing after the failure is marked indexed). */
+static int indexer_drain(struct indexer *ix, const char **error_r)
+{
+	for (;;) {
+		indexer_reap(ix, true);
+		pthread_mutex_lock(&ix->lock);
+		bool empty = ix->first == NULL;
+		pthread_mutex_unlock(&ix->lock);
+		if (empty)
+			break;
+	}
+	if (ix->failed != NULL) {
+		*error_r = db_error_set(ix->failed, NULL);
+		free(ix->failed);
+		ix->failed = NULL;
+		buf_reset(&ix->pending_serials);
+		buf_reset(&ix->pending_flags);
+		ix->npending = 0;
+		return -1;
+	}
 	return 0;
 }
 
-/* Fetches, parses and writes one batch; where selects the messages (after $1, up to $2). */
+/* Fails the run in hand: waits for the queued units without marking anything more indexed. Returns -1
+   with *error_r set to the first error (err, unless a unit failed before). */
+static int indexer_fail(struct indexer *ix, const char *err, const char **error_r)
+{
+	if (ix->failed == NULL)
+		ix->failed = xstrdup(err);
+	return indexer_drain(ix, error_r);
+}
+
+/* Commits everything queued, waits for it and marks it indexed. */
+static int indexer_commit(struct indexer *ix, const char **error_r)
+{
+	indexer_queue_commit(ix);
+	return indexer_drain(ix, error_r);
+}
+
+/* Fetches one batch (where sql selects the messages) and queues it for the shard threads, which
+   index it while the main thread fetches the next one. */
 static int indexer_run_batch(struct indexer *ix, const char *sql, const char *const *params, int nparams,
 			     size_t *count_r, int64_t *last_serial_r, const char **error_r)
 {
 	PGresult *res = PQexecParams(ix->db, sql, nparams, NULL, params, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		*error_r = db_error_set("cannot read messages to index", PQresultErrorMessage(res));
+		const char *err = db_error_set("cannot read messages to index", PQresultErrorMessage(res));
 		PQclear(res);
-		return -1;
+		return indexer_fail(ix, err, error_r);
 	}
 	size_t n = (size_t)PQntuples(res);
 	*count_r = n;
@@ -186,49 +414,27 @@ static int indexer_run_batch(struct indexer *ix, const char *sql, const char *co
 	}
 	*last_serial_r = items[n - 1].serial;
 
-	pthread_t tids[INDEX_MAX_SHARDS];
-	struct shard_job jobs[INDEX_MAX_SHARDS];
-	for (size_t k = 0; k < ix->nshards; k++) {
-		jobs[k] = (struct shard_job){ .ix = ix, .items = items, .n = n, .shard = k };
-		if (k > 0)
-			pthread_create(&tids[k], NULL, shard_thread, &jobs[k]);
+	/* bounded memory: at most MAX_BATCHES_IN_FLIGHT batches queued besides this one */
+	for (;;) {
+		indexer_reap(ix, false);
+		pthread_mutex_lock(&ix->lock);
+		bool room = ix->batches_in_flight < MAX_BATCHES_IN_FLIGHT;
+		pthread_mutex_unlock(&ix->lock);
+		if (room)
+			break;
+		indexer_reap(ix, true);
 	}
-	shard_thread(&jobs[0]);
-	int rc = 0;
-	for (size_t k = 0; k < ix->nshards; k++) {
-		if (k > 0)
-			pthread_join(tids[k], NULL);
-		if (jobs[k].error != NULL && rc == 0) {
-			*error_r = db_error_set("Xapian write failed", jobs[k].error);
-			rc = -1;
-		}
-		free(jobs[k].error);
-	}
-
-	for (size_t i = 0; i < n; i++) {
-		if (rc == 0) {
-			buf_append_str(&ix->pending_serials, ix->npending ? "," : "{");
-			buf_printf(&ix->pending_serials, "%lld", (long long)items[i].serial);
-			buf_append_str(&ix->pending_flags, ix->npending ? "," : "{");
-			buf_append_str(&ix->pending_flags, items[i].has_attachment ? "t" : "f");
-			ix->npending++;
-			if (items[i].note != NULL) {
-				char s[24];
-				snprintf(s, sizeof(s), "%lld", (long long)items[i].serial);
-				const char *p[] = { s, items[i].note };
-				const char *err;
-				log_info("message %s indexed from what could be read: %s", s, items[i].note);
-				if (db_exec(ix->db, "UPDATE messages SET index_note = $2 WHERE serial = $1", 2, p, &err) < 0)
-					log_warn("cannot record the index note of message %s: %s", s, err);
-			}
-		}
-		xs_doc_free(&items[i].doc);
-		free(items[i].note);
-		free(items[i].locs_text);
-	}
-	free(items);
-	PQclear(res);
-	return rc;
+	struct unit *u = xcalloc(1, sizeof(*u));
+	u->res = res;
+	u->items = items;
+	u->n = n;
+	indexer_queue(ix, u);
+	ix->nqueued += n;
+	if (ix->nqueued >= COMMIT_EVERY_MESSAGES || util_now() - ix->last_commit >= COMMIT_EVERY_SECONDS)
+		indexer_queue_commit(ix);
+	if (ix->failed != NULL)
+		return indexer_drain(ix, error_r);
+	return 0;
 }
 
 /* Columns of a batch, in binary result format: serial, raw, fallback date, "account\tfolder" lines. */
@@ -254,7 +460,7 @@ static int indexer_index_pending(struct indexer *ix, const char **error_r)
 		PGresult *res = db_query(ix->db, "SELECT serial, size FROM messages WHERE indexed_at IS NULL AND "
 					 "serial > $1 ORDER BY serial LIMIT $2", 2, p, error_r);
 		if (res == NULL)
-			return -1;
+			return indexer_fail(ix, *error_r, error_r);
 		int rows = PQntuples(res);
 		if (rows == 0) {
 			PQclear(res);
@@ -277,9 +483,6 @@ static int indexer_index_pending(struct indexer *ix, const char **error_r)
 				      "ORDER BY m.serial", q, 2, &n, &last_serial, error_r) < 0)
 			return -1;
 		after = strtoll(s_hi, NULL, 10);
-		if ((ix->npending >= COMMIT_EVERY_MESSAGES || util_now() - ix->last_commit >= COMMIT_EVERY_SECONDS) &&
-		    indexer_commit(ix, error_r) < 0)
-			return -1;
 	}
 	return indexer_commit(ix, error_r);
 }
@@ -446,6 +649,7 @@ int main(int argc, char **argv)
 	if (!once && db_exec(ix.db, "LISTEN mailvault_new_mail", 0, NULL, &err) < 0)
 		log_fatal("%s", err);
 	ix.last_commit = util_now();
+	pipeline_start(&ix);
 	int rc = 0;
 	do {
 		if (indexer_pass(&ix, &err) < 0) {
@@ -468,6 +672,7 @@ int main(int argc, char **argv)
 		if (!once && ix.db != NULL)
 			indexer_wait(&ix, 30);
 	} while (!once && !stop_requested);
+	pipeline_stop(&ix);
 	for (size_t k = 0; k < ix.nshards; k++)
 		xs_db_close(&ix.xdbs[k]);
 	free(ix.xdbs);
