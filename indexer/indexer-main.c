@@ -26,6 +26,10 @@
 #define FETCH_MAX_BYTES (32u * 1024 * 1024)
 #define COMMIT_EVERY_MESSAGES 10000
 #define COMMIT_EVERY_SECONDS 10.0
+/* Documents a shard's writer holds in memory before Xapian writes them into its tables (not a commit:
+   the shim keeps a transaction open). Xapian's default, 10,000, makes its in-memory postings large and
+   slow: flushing every 500 halves the indexing time. */
+#define XAPIAN_FLUSH_EVERY "500"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -626,6 +630,8 @@ int main(int argc, char **argv)
 	unsigned want_shards = ix.cfg->index_shards ? ix.cfg->index_shards
 			       : ncpu < 1 ? 1 : ncpu > INDEX_MAX_SHARDS ? INDEX_MAX_SHARDS : (unsigned)ncpu;
 	mime_extract_init();
+	/* read by Xapian when a writer opens; before any thread starts, and an administrator's value wins */
+	setenv("XAPIAN_FLUSH_THRESHOLD", XAPIAN_FLUSH_EVERY, 0);
 	struct sigaction sa = { .sa_handler = on_stop };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);

@@ -11,8 +11,11 @@
 // - Date sorts ignore relevance and break ties by docid in the same direction.
 // - Several read-only shards: returned docids are each shard's own (the message serials, which are unique
 //   across shards), not Xapian's interleaved ones; each_docid stays ascending.
-// - Docids must be 1..2^32-1 (Xapian's docid type); Xapian may still flush on its own after
-//   XAPIAN_FLUSH_THRESHOLD changes, which is harmless because re-indexing is idempotent.
+// - Docids must be 1..2^32-1 (Xapian's docid type).
+// - A writer always has a transaction open, so nothing becomes visible or durable before xs_db_commit: Xapian's
+//   automatic flushes (every XAPIAN_FLUSH_THRESHOLD documents) only write changes into the tables, they no longer
+//   commit a revision. Small, frequent flushes are much faster than large ones (Xapian's in-memory postings grow
+//   costly), and few commits keep the uncompacted database small.
 // - Each handle is used by one thread at a time.
 #include "xapian_shim.h"
 
@@ -36,6 +39,7 @@
 // A database: a writer (one path) or a reader over one or more shards.
 struct xs_db {
 	bool writable = false;
+	bool in_transaction = false;    // writers: the transaction that xs_db_commit commits
 	Xapian::WritableDatabase wdb;   // used when writable
 	Xapian::Database rdb;           // used when read-only
 	Xapian::doccount nshards = 1;   // readers: how many databases were added (docids interleave)
@@ -254,6 +258,8 @@ enum xs_status xs_db_open_writable(const char *path, struct xs_db **db_r, char *
 		try {
 			db->wdb = Xapian::WritableDatabase(path, Xapian::DB_CREATE_OR_OPEN);
 			db->writable = true;
+			db->wdb.begin_transaction(true);
+			db->in_transaction = true;
 			db->paths.emplace_back(path);
 		} catch (...) {
 			delete db;
@@ -310,8 +316,12 @@ void xs_db_close(struct xs_db **dbp)
 	*dbp = nullptr;
 	// A failing commit here cannot be reported: callers that care call xs_db_commit first.
 	guard(nullptr, [&] {
-		if (db->writable)
+		if (db->writable && db->in_transaction) {
+			db->in_transaction = false;
+			db->wdb.commit_transaction();
+		} else if (db->writable) {
 			db->wdb.commit();
+		}
 		db->db().close();
 		return XS_OK;
 	});
@@ -324,7 +334,15 @@ enum xs_status xs_db_commit(struct xs_db *db, char **error_r)
 	if (st != XS_OK)
 		return st;
 	return guard(error_r, [&] {
-		db->wdb.commit();
+		// Xapian ends the transaction even when committing it fails: the next call starts a new one.
+		if (db->in_transaction) {
+			db->in_transaction = false;
+			db->wdb.commit_transaction();
+		} else {
+			db->wdb.commit();
+		}
+		db->wdb.begin_transaction(true);
+		db->in_transaction = true;
 		return XS_OK;
 	});
 }

@@ -33,7 +33,9 @@ struct xs_query;   /* a query tree */
 /* Every function that can fail returns a status and, on failure, sets *error_r to a message that the
    caller frees with free() (error_r may be NULL). */
 
-/* Opens (creating if needed) the database at path for writing: one writer at a time. */
+/* Opens (creating if needed) the database at path for writing: one writer at a time. Nothing written
+   becomes visible to readers or durable before xs_db_commit (or xs_db_close), even when Xapian flushes
+   its in-memory changes on its own (every XAPIAN_FLUSH_THRESHOLD documents; read when a writer opens). */
 enum xs_status xs_db_open_writable(const char *path, struct xs_db **db_r, char **error_r);
 /* Opens for reading; several paths may be given to search shards together (add_database). */
 enum xs_status xs_db_open_readonly(const char *const *paths, size_t npaths, struct xs_db **db_r, char **error_r);

@@ -388,6 +388,48 @@ static void test_main_db(const char *dir)
 	xs_db_close(&w2);
 }
 
+/* Xapian's automatic flushes never commit: a reader sees nothing of a writer's documents before
+   xs_db_commit, however many were written, and a closed writer's last documents are committed. */
+static void test_flush_is_no_commit(const char *dir)
+{
+	char path[512];
+	struct xs_db *w = NULL, *r = NULL;
+	uint64_t n = 99;
+	snprintf(path, sizeof(path), "%s/flushes", dir);
+	setenv("XAPIAN_FLUSH_THRESHOLD", "3", 1);   /* read when the writer opens */
+	CHECK(xs_db_open_writable(path, &w, NULL) == XS_OK);
+	unsetenv("XAPIAN_FLUSH_THRESHOLD");
+	const char *paths[] = {path};
+	CHECK(xs_db_open_readonly(paths, 1, &r, NULL) == XS_OK);
+	for (uint64_t id = 1; id <= 10; id++) {
+		struct xs_doc *doc = xs_doc_new();
+		xs_doc_index_text(doc, PFX_BODY, "flushed words", 13);
+		CHECK(xs_db_replace(w, id, doc, NULL) == XS_OK);
+		xs_doc_free(&doc);
+	}
+	CHECK(xs_db_reopen(r, NULL) == XS_OK);
+	CHECK(xs_db_doccount(r, &n, NULL) == XS_OK && n == 0);
+	CHECK(xs_db_commit(w, NULL) == XS_OK);
+	CHECK(xs_db_reopen(r, NULL) == XS_OK);
+	CHECK(xs_db_doccount(r, &n, NULL) == XS_OK && n == 10);
+	/* after a commit the next documents wait for the next commit again */
+	for (uint64_t id = 11; id <= 17; id++) {
+		struct xs_doc *doc = xs_doc_new();
+		xs_doc_index_text(doc, PFX_BODY, "more words", 10);
+		CHECK(xs_db_replace(w, id, doc, NULL) == XS_OK);
+		xs_doc_free(&doc);
+	}
+	CHECK(xs_db_delete(w, 1, NULL) == XS_OK);
+	CHECK(xs_db_reopen(r, NULL) == XS_OK);
+	CHECK(xs_db_doccount(r, &n, NULL) == XS_OK && n == 10);
+	CHECK(count(r, text(r, PFX_BODY, "more")) == 0);
+	xs_db_close(&w);   /* commits */
+	CHECK(xs_db_reopen(r, NULL) == XS_OK);
+	CHECK(xs_db_doccount(r, &n, NULL) == XS_OK && n == 16);
+	CHECK(count(r, text(r, PFX_BODY, "more")) == 7);
+	xs_db_close(&r);
+}
+
 static void test_errors(const char *dir)
 {
 	char path[512], *error = NULL;
@@ -427,6 +469,7 @@ int main(void)
 		return 1;
 	}
 	test_main_db(dir);
+	test_flush_is_no_commit(dir);
 	test_errors(dir);
 	CHECK(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
 	return unit_finish("test-xapian-shim");
