@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Indexes one address list under a field's text, address and domain prefixes. */
+/* Indexes one address list under a field's text, address and domain prefixes. The text (names and
+   address words) has no stemmed copies: stems of names find nothing a person would look for, and they
+   would cost as many postings as the words themselves. */
 static void doc_add_addresses(struct xs_doc *doc, const struct mime_address_list *list, const char *text_pfx,
 			      const char *addr_pfx, const char *domain_pfx)
 {
@@ -29,7 +31,7 @@ static void doc_add_addresses(struct xs_doc *doc, const struct mime_address_list
 				buf_append(&words, strchr("._-+@", *p) ? " " : p, 1);
 		}
 		if (words.len > 0)
-			xs_doc_index_text(doc, text_pfx, (const char *)words.data, words.len);
+			xs_doc_index_text_unstemmed(doc, text_pfx, (const char *)words.data, words.len);
 	}
 	buf_free(&words);
 }
@@ -39,10 +41,9 @@ struct xs_doc *doc_build(const struct mime_extract *mx, const struct doc_locatio
 			 int64_t fallback_date, uint64_t size)
 {
 	struct xs_doc *doc = xs_doc_new();
-	if (mx->subject != NULL) {
+	/* once, under S: free words and body: search S as well (query-xapian.c) */
+	if (mx->subject != NULL)
 		xs_doc_index_text(doc, PFX_SUBJECT, mx->subject, strlen(mx->subject));
-		xs_doc_index_text(doc, PFX_BODY, mx->subject, strlen(mx->subject));
-	}
 	if (mx->body != NULL)
 		xs_doc_index_text(doc, PFX_BODY, mx->body, mx->body_len);
 	if (mx->attachment_text != NULL)

@@ -3,8 +3,9 @@
 #ifndef MAILVAULT_PREFIXES_H
 #define MAILVAULT_PREFIXES_H
 
-/* Free text with positions (phrase search), stemmed: display names and the words of addresses
-   (local part split at . _ - +, domain split at .). */
+/* Free text with positions (phrase search), not stemmed (no Z copies; queries look words up as
+   written, lower-cased): display names and the words of addresses (local part split at . _ - +,
+   domain split at .). */
 #define PFX_FROM        "F"
 #define PFX_TO          "T"
 #define PFX_CC          "C"
@@ -18,9 +19,10 @@
 #define PFX_CC_DOMAIN   "XCD"
 #define PFX_BCC_ADDR    "XBA"
 #define PFX_BCC_DOMAIN  "XBD"
-/* Subject words (also indexed unprefixed, so free words find them). */
+/* Subject words (indexed once: free words and `body:` search them too). */
 #define PFX_SUBJECT     "S"
-/* Unprefixed free text: body text, subject, text of textual (text/...) attachments. `body:` searches it. */
+/* Unprefixed free text: body text, text of textual (text/...) attachments. Free words and `body:`
+   search it together with the subject (PFX_SUBJECT); a phrase matches within one of the two. */
 #define PFX_BODY        ""
 /* Attachment file names as text ("report.pdf" -> report, pdf). */
 #define PFX_FILENAME    "XFN"

@@ -1,24 +1,47 @@
 /* Turns a parsed query tree (query.h) into a Xapian query through the C shim (xapian_shim.h). */
 #include "query.h"
 #include "xapian_shim.h"
+#include "prefixes.h"
 #include "util.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* The prefixes a free-text prefix's words are indexed under (prefixes.h), and whether with stemmed copies:
+   names and address words are indexed unstemmed, and free words (body:) also search the subject, which is
+   indexed once under its own prefix. Returns how many prefixes were put in prefixes[]. */
+static size_t text_fields(const char *prefix, const char *prefixes[2], bool *stem_r)
+{
+	*stem_r = !(strcmp(prefix, PFX_FROM) == 0 || strcmp(prefix, PFX_TO) == 0 || strcmp(prefix, PFX_CC) == 0 ||
+		    strcmp(prefix, PFX_BCC) == 0);
+	prefixes[0] = prefix;
+	if (strcmp(prefix, PFX_BODY) == 0) {
+		prefixes[1] = PFX_SUBJECT;
+		return 2;
+	}
+	return 1;
+}
 
 /* Builds the query for n; NULL with *error_r (malloc'd) on failure. Partial results are freed. */
 static struct xs_query *build(struct xs_db *db, const struct qnode *n, char **error_r)
 {
 	struct xs_query *a, *b, *q = NULL;
+	const char *fields[2];
+	size_t nf;
+	bool stem;
 	if (n == NULL) {
 		*error_r = xstrdup("empty query tree");
 		return NULL;
 	}
 	switch (n->kind) {
 	case QN_TEXT:
-		q = xs_query_text(db, n->prefix, n->text, error_r);
+		nf = text_fields(n->prefix, fields, &stem);
+		q = xs_query_text_fields(db, fields, nf, stem, n->text, error_r);
 		break;
 	case QN_PHRASE:
-		q = xs_query_phrase(db, n->prefix, n->text, error_r);
+		nf = text_fields(n->prefix, fields, &stem);
+		q = xs_query_phrase_fields(db, fields, nf, n->text, error_r);
 		break;
 	case QN_TERM:
 		q = xs_query_term(n->prefix, n->text);

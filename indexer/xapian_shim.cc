@@ -463,6 +463,27 @@ void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text,
 	doc_guard_result(doc, st, msg);
 }
 
+void xs_doc_index_text_unstemmed(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
+{
+	if (doc == nullptr || text == nullptr || len == 0)
+		return;
+	char *msg = nullptr;
+	enum xs_status st = guard(&msg, [&] {
+		if (doc->tg.get_termpos() != 0)
+			doc->tg.increase_termpos();
+		doc->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_NONE);
+		try {
+			doc->tg.index_text(Xapian::Utf8Iterator(text, len), 1, prefix != nullptr ? prefix : "");
+		} catch (...) {
+			doc->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+			throw;
+		}
+		doc->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
+		return XS_OK;
+	});
+	doc_guard_result(doc, st, msg);
+}
+
 void xs_doc_add_term(struct xs_doc *doc, const char *prefix, const char *value)
 {
 	if (doc == nullptr)
@@ -501,23 +522,33 @@ void xs_doc_set_data(struct xs_doc *doc, const char *data, size_t len)
 	doc_guard_result(doc, st, msg);
 }
 
-struct xs_query *xs_query_text(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+struct xs_query *xs_query_text_fields(struct xs_db *db, const char *const *prefixes, size_t nprefixes, bool stem,
+				      const char *text, char **error_r)
 {
 	struct xs_query *out = nullptr;
 	guard(error_r, [&] {
 		Xapian::QueryParser qp;
-		qp.set_stemmer(stemmer());
-		qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
+		if (stem) {
+			qp.set_stemmer(stemmer());
+			qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
+		} else {
+			qp.set_stemming_strategy(Xapian::QueryParser::STEM_NONE);
+		}
 		if (db != nullptr)
 			qp.set_database(db->db());
 		qp.set_default_op(Xapian::Query::OP_AND);
 		// A hostile "a*" keeps the most frequent terms instead of expanding to the whole lexicon.
 		qp.set_max_expansion(WILDCARD_MAX, Xapian::Query::WILDCARD_LIMIT_MOST_FREQUENT,
 				     Xapian::QueryParser::FLAG_WILDCARD);
+		// The words of the text search every prefix given: the default field (no field name) is mapped
+		// to all of them.
+		for (size_t i = 0; i < nprefixes; i++)
+			qp.add_prefix(std::string(), prefixes[i] != nullptr ? prefixes[i] : "");
+		if (nprefixes == 0)
+			qp.add_prefix(std::string(), std::string());
 		// No FLAG_BOOLEAN/FLAG_LOVEHATE: mailvault's own grammar handles AND/OR/NOT.
 		Xapian::Query q = qp.parse_query(text != nullptr ? text : "",
-						 Xapian::QueryParser::FLAG_PHRASE | Xapian::QueryParser::FLAG_WILDCARD,
-						 prefix != nullptr ? prefix : "");
+						 Xapian::QueryParser::FLAG_PHRASE | Xapian::QueryParser::FLAG_WILDCARD);
 		if (q.empty())
 			q = Xapian::Query::MatchNothing;
 		out = wrap(std::move(q));
@@ -526,7 +557,14 @@ struct xs_query *xs_query_text(struct xs_db *db, const char *prefix, const char 
 	return out;
 }
 
-struct xs_query *xs_query_phrase(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+struct xs_query *xs_query_text(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+{
+	const char *prefixes[] = { prefix != nullptr ? prefix : "" };
+	return xs_query_text_fields(db, prefixes, 1, true, text, error_r);
+}
+
+struct xs_query *xs_query_phrase_fields(struct xs_db *db, const char *const *prefixes, size_t nprefixes,
+					const char *text, char **error_r)
 {
 	(void)db;
 	struct xs_query *out = nullptr;
@@ -537,29 +575,44 @@ struct xs_query *xs_query_phrase(struct xs_db *db, const char *prefix, const cha
 		Xapian::TermGenerator tg;
 		tg.set_stemming_strategy(Xapian::TermGenerator::STEM_NONE);
 		tg.set_document(scratch);
-		tg.index_text(text != nullptr ? text : "", 1, prefix != nullptr ? prefix : "");
+		tg.index_text(text != nullptr ? text : "");
 		std::vector<std::pair<Xapian::termpos, std::string>> words;
 		for (Xapian::TermIterator t = scratch.termlist_begin(); t != scratch.termlist_end(); ++t) {
 			for (Xapian::PositionIterator p = t.positionlist_begin(); p != t.positionlist_end(); ++p)
 				words.emplace_back(*p, *t);
 		}
 		std::sort(words.begin(), words.end());
-		std::vector<std::string> terms;
-		terms.reserve(words.size());
-		for (auto &w : words)
-			terms.push_back(std::move(w.second));
+		// One phrase per prefix, any of them matching.
+		std::vector<Xapian::Query> phrases;
+		for (size_t i = 0; i < nprefixes && !words.empty(); i++) {
+			std::string prefix(prefixes[i] != nullptr ? prefixes[i] : "");
+			std::vector<std::string> terms;
+			terms.reserve(words.size());
+			for (const auto &w : words)
+				terms.push_back(prefix + w.second);
+			if (terms.size() == 1)
+				phrases.emplace_back(terms[0]);
+			else
+				phrases.emplace_back(Xapian::Query::OP_PHRASE, terms.begin(), terms.end(),
+						     (Xapian::termcount)terms.size());
+		}
 		Xapian::Query q;
-		if (terms.empty())
+		if (phrases.empty())
 			q = Xapian::Query::MatchNothing;
-		else if (terms.size() == 1)
-			q = Xapian::Query(terms[0]);
+		else if (phrases.size() == 1)
+			q = phrases[0];
 		else
-			q = Xapian::Query(Xapian::Query::OP_PHRASE, terms.begin(), terms.end(),
-					  (Xapian::termcount)terms.size());
+			q = Xapian::Query(Xapian::Query::OP_OR, phrases.begin(), phrases.end());
 		out = wrap(std::move(q));
 		return XS_OK;
 	});
 	return out;
+}
+
+struct xs_query *xs_query_phrase(struct xs_db *db, const char *prefix, const char *text, char **error_r)
+{
+	const char *prefixes[] = { prefix != nullptr ? prefix : "" };
+	return xs_query_phrase_fields(db, prefixes, 1, text, error_r);
 }
 
 struct xs_query *xs_query_term(const char *prefix, const char *value)

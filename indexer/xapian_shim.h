@@ -62,6 +62,9 @@ void xs_doc_free(struct xs_doc **doc);
 /* Indexes free text under prefix ("" = unprefixed) with positions (phrase search) and the English
    stemmer (STEM_SOME, as notmuch); also the unstemmed terms. Consecutive calls do not join phrases. */
 void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text, size_t len);
+/* The same without the stemmed (Z) copies: only prefix+word terms, with positions. For names and
+   address words, where stemming finds nothing useful; query them with xs_query_text_fields(stem = false). */
+void xs_doc_index_text_unstemmed(struct xs_doc *doc, const char *prefix, const char *text, size_t len);
 /* Adds one exact term (prefix + value, the value lower-cased by the caller where wanted); terms longer
    than Xapian's limit (245 bytes) are hashed to fit, the same way xs_query_term does. */
 void xs_doc_add_term(struct xs_doc *doc, const char *prefix, const char *value);
@@ -75,8 +78,16 @@ void xs_doc_set_data(struct xs_doc *doc, const char *data, size_t len);
    "quoted phrases", trailing-* wildcards (FLAG_WILDCARD, FLAG_PHRASE, FLAG_PARTIAL off, default op
    AND). Returns NULL with *error_r if Xapian rejects it. */
 struct xs_query *xs_query_text(struct xs_db *db, const char *prefix, const char *text, char **error_r);
+/* The same over several prefixes: each word matches under any of them (a field indexed under more than
+   one prefix); stem = false looks words up unstemmed (text indexed by xs_doc_index_text_unstemmed).
+   Phrases must match within one prefix. */
+struct xs_query *xs_query_text_fields(struct xs_db *db, const char *const *prefixes, size_t nprefixes, bool stem,
+				      const char *text, char **error_r);
 /* A phrase of words under prefix, exactly (no stemming), positions adjacent. */
 struct xs_query *xs_query_phrase(struct xs_db *db, const char *prefix, const char *text, char **error_r);
+/* The same phrase under any of several prefixes (the whole phrase under one of them). */
+struct xs_query *xs_query_phrase_fields(struct xs_db *db, const char *const *prefixes, size_t nprefixes,
+					const char *text, char **error_r);
 /* An exact term (same hashing rule as xs_doc_add_term). */
 struct xs_query *xs_query_term(const char *prefix, const char *value);
 /* Terms starting with prefix+stem (wildcard over exact terms), e.g. for msgid or address prefixes. */

@@ -1,4 +1,6 @@
 /* Unit tests of indexer/query.c: the tree of every field and operator, dates, sizes, errors, and a fuzz loop. */
+#include "doc-build.h"
+#include "mime-extract.h"
 #include "query.h"
 #include "prefixes.h"
 #include "xapian_shim.h"
@@ -404,26 +406,26 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
-/* Adds one document to the test index. */
+/* Adds one document to the test index, built by doc_build as the indexer builds it. */
 static void add_doc(struct xs_db *db, uint64_t id, const char *from, const char *to, const char *subject,
 		    const char *body, double date, double size, bool attachment)
 {
-	struct xs_doc *doc = xs_doc_new();
+	struct mime_address fa = { .addr = (char *)from }, ta = { .addr = (char *)to };
+	struct mime_attachment att = { .filename = (char *)"report.pdf", .mimetype = (char *)"application/pdf" };
+	struct mime_extract mx = {
+		.subject = (char *)subject,
+		.has_date = true,
+		.date = (int64_t)date,
+		.from = { &fa, 1 },
+		.to = { &ta, 1 },
+		.body = (char *)body,
+		.body_len = strlen(body),
+		.attachments = attachment ? &att : NULL,
+		.nattachments = attachment ? 1 : 0,
+	};
+	struct doc_location loc = { "work", "INBOX" };
+	struct xs_doc *doc = doc_build(&mx, &loc, 1, 0, (uint64_t)size);
 	char *error = NULL;
-	xs_doc_index_text(doc, PFX_FROM, from, strlen(from));
-	xs_doc_add_term(doc, PFX_FROM_ADDR, from);
-	xs_doc_add_term(doc, PFX_FROM_DOMAIN, strchr(from, '@') + 1);
-	xs_doc_index_text(doc, PFX_TO, to, strlen(to));
-	xs_doc_add_term(doc, PFX_TO_ADDR, to);
-	xs_doc_add_term(doc, PFX_TO_DOMAIN, strchr(to, '@') + 1);
-	xs_doc_index_text(doc, PFX_SUBJECT, subject, strlen(subject));
-	xs_doc_index_text(doc, PFX_BODY, subject, strlen(subject));
-	xs_doc_index_text(doc, PFX_BODY, body, strlen(body));
-	xs_doc_add_term(doc, PFX_FOLDER, "INBOX");
-	if (attachment)
-		xs_doc_add_term(doc, PFX_HAS, "attachment");
-	xs_doc_set_value(doc, XS_SLOT_DATE, date);
-	xs_doc_set_value(doc, XS_SLOT_SIZE, size);
 	CHECK(xs_db_replace(db, id, doc, &error) == XS_OK);
 	free(error);
 	xs_doc_free(&doc);
@@ -490,6 +492,26 @@ static void test_xapian(void)
 	CHECK(count_matches(db, "subject:results") == 1);
 	CHECK(count_matches(db, "results") == 2);
 	CHECK(count_matches(db, "budg*") == 2);
+	/* the subject is indexed once (S) and still found by free words, phrases and body: */
+	CHECK(count_matches(db, "quarterly") == 1);
+	CHECK(count_matches(db, "body:quarterly") == 1);
+	CHECK(count_matches(db, "\"quarterly results\"") == 1);
+	CHECK(count_matches(db, "quarterly budget") == 1);      /* a subject word and a body word */
+	CHECK(count_matches(db, "\"results the\"") == 0);     /* a phrase never joins subject and body */
+	CHECK(count_matches(db, "quart*") == 1);
+	CHECK(count_matches(db, "subject:budget") == 0);
+	CHECK(count_matches(db, "lunch") == 1);
+	/* address words are indexed unstemmed: found as written, in any case, by wildcard and phrase */
+	CHECK(count_matches(db, "from:jeff") == 1);
+	CHECK(count_matches(db, "from:JEFF") == 1);
+	CHECK(count_matches(db, "from:enron") == 2);
+	CHECK(count_matches(db, "from:enr*") == 2);
+	CHECK(count_matches(db, "from:\"jeff enron\"") == 1);
+	CHECK(count_matches(db, "from:\"enron jeff\"") == 0);
+	CHECK(count_matches(db, "to:kay") == 1);
+	CHECK(count_matches(db, "participants:kay") == 2);
+	CHECK(count_matches(db, "filename:report") == 1);
+	CHECK(count_matches(db, "account:work") == 3);
 	CHECK(count_matches(db, "after:2001-05-01") == 2);
 	CHECK(count_matches(db, "after:2001-05-01T10:00:01Z") == 1);
 	CHECK(count_matches(db, "before:2001-05-01") == 1);
