@@ -318,11 +318,11 @@ part2_main() {
 	{
 		echo "| mailvault-indexer wall time, sampled every 20 ms (threadsample.py) | share | ~seconds |"
 		echo "|---|---:|---:|"
-		awk '$1 == "parse" { d = "parser threads alive (GMime parse + term generation, all cores)" }
-			$1 == "main-cpu" { d = "main thread alone, on CPU (Xapian replace_document / commit, batch decoding)" }
-			$1 == "main-disk" { d = "main thread alone, in disk wait (fsync of Xapian commits)" }
-			$1 == "wait-pg" { d = "main thread waiting, PostgreSQL running (batch SELECT, UPDATE indexed_at)" }
-			$1 == "wait-other" { d = "main thread waiting, PostgreSQL idle" }
+		awk '$1 == "cpu-2" { d = "two or more indexer threads on CPU (shard threads parsing and writing, main thread fetching)" }
+			$1 == "cpu-1" { d = "one indexer thread on CPU" }
+			$1 == "disk" { d = "no thread on CPU, one in disk wait (fsync of Xapian commits)" }
+			$1 == "wait-pg" { d = "all threads waiting, PostgreSQL running (batch SELECT, UPDATE indexed_at)" }
+			$1 == "wait-other" { d = "all threads waiting, PostgreSQL idle" }
 			d != "" { printf "| %s | %s %% | %s |\n", d, $3, $4; d = "" }' "$p2/indexer.sample"
 	} >"$t_where"
 
@@ -364,8 +364,9 @@ part2_main() {
 			"$EXPECT_MSGS locations) in its PostgreSQL 15 cluster (fsync on), and the maildir part 1's mbsync run" \
 			"wrote ($EXPECT_MSGS files, the same messages as the server serves). Rates are $EXPECT_MSGS / seconds" \
 			"for both tools (same input); each tool's own document count is shown."
-		echo "- mailvault: \`mailvault-indexer -c CONF --once\` ([indexer] index_path added; parser threads = nproc," \
-			"one Xapian writer, commits every 10,000 documents or 10 s); its log: \"$ix_logline\"" \
+		echo "- mailvault: \`mailvault-indexer -c CONF --once\` ([indexer] index_path added; shards = nproc, each" \
+			"with one thread that parses and writes its messages while the main thread fetches the next batch;" \
+			"Xapian flushes every 500 documents per shard, commits every 10,000 documents or 10 s); its log: \"$ix_logline\"" \
 			"($ix_notes messages indexed from what could be read). \`mailvault index verify\`: \"$ix_verify\";" \
 			"no message left with indexed_at IS NULL."
 		echo "- Peer: notmuch $nm_v (Xapian $xap_v) \`notmuch new\` with a private NOTMUCH_CONFIG (database path =" \

@@ -5,13 +5,14 @@
 
 Every 20 ms, until ROOT_PID is gone, it reads the state of the threads of ROOT_PID's process (or of its
 first child when ROOT_PID is /usr/bin/time) and of PG_MASTER_PID's children (the PostgreSQL backends and
-helpers), and puts the sample in one of these classes:
+helpers), and puts the sample in one of these classes (the indexer's threads: the main thread fetching
+batches from PostgreSQL and marking them indexed, and one thread per shard parsing and writing):
 
-  parse       more than one indexer thread alive: the per-batch parser threads (GMime + term generation)
-  main-cpu    one thread, running: the main thread alone (Xapian replace_document/commit, result decoding)
-  main-disk   one thread, in uninterruptible sleep (D): waiting on the disk (fsync of a Xapian commit)
-  wait-pg     one thread, sleeping, a PostgreSQL process running: waiting for a query
-  wait-other  one thread, sleeping, nothing of PostgreSQL running
+  cpu-2       two or more indexer threads running: both cores at work
+  cpu-1       exactly one indexer thread running
+  disk        none running, one or more in uninterruptible sleep (D): waiting on the disk (fsync)
+  wait-pg     none running or in D, a PostgreSQL process running: waiting for a query
+  wait-other  none running or in D, nothing of PostgreSQL running
 
 It writes OUT: one line per class "class samples percent seconds", then "pg_busy_percent P" (share of
 samples with any PostgreSQL process running), "samples N interval_s I". Reads a handful of small /proc files
@@ -23,7 +24,7 @@ import sys
 import time
 
 INTERVAL = 0.02
-CLASSES = ("parse", "main-cpu", "main-disk", "wait-pg", "wait-other")
+CLASSES = ("cpu-2", "cpu-1", "disk", "wait-pg", "wait-other")
 
 
 def state_of(path):
@@ -84,12 +85,13 @@ def main():
             if main_state is not None:
                 n += 1
                 pg_busy += pg_run
-                if len(states) > 1:
-                    counts["parse"] += 1
-                elif main_state == "R":
-                    counts["main-cpu"] += 1
-                elif main_state == "D":
-                    counts["main-disk"] += 1
+                running = states.count("R")
+                if running >= 2:
+                    counts["cpu-2"] += 1
+                elif running == 1:
+                    counts["cpu-1"] += 1
+                elif "D" in states:
+                    counts["disk"] += 1
                 elif pg_run:
                     counts["wait-pg"] += 1
                 else:
