@@ -7,8 +7,7 @@ set -uo pipefail
 
 t_tmpdir
 D=$T_DIR
-SHARED=${MV_SHARED:-$MV_ROOT/../shared}
-tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D" enron_inbox/maildir/dean-c
+t_unpack enron-inbox.tar.xz "$D" enron_inbox/maildir/dean-c
 dovecot_add_user "$D" frank frank-pw
 find "$D/enron_inbox/maildir/dean-c/inbox" -maxdepth 1 -type f | sort | head -12 | maildir_add "$D" frank INBOX -
 find "$D/enron_inbox/maildir/dean-c/inbox" -maxdepth 1 -type f | sort | sed -n 13,20p | maildir_add "$D" frank "Deals/2001" -

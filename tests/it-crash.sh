@@ -7,8 +7,7 @@ set -uo pipefail
 
 t_tmpdir
 D=$T_DIR
-SHARED=${MV_SHARED:-$MV_ROOT/../shared}
-tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D"
+t_unpack enron-inbox.tar.xz "$D"
 E=$D/enron_inbox/maildir
 
 dovecot_add_user "$D" carol carol-pw

@@ -7,9 +7,8 @@ set -uo pipefail
 
 t_tmpdir
 D=$T_DIR
-SHARED=${MV_SHARED:-$MV_ROOT/../shared}
-tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D"
-tar -xJf "$SHARED/corpora/mime-edge.tar.xz" -C "$D"
+t_unpack enron-inbox.tar.xz "$D"
+t_unpack mime-edge.tar.xz "$D"
 E=$D/enron_inbox/maildir
 
 # --- mailboxes: two custodians, a shared mailbox, hard MIME, an oversized message ---

@@ -11,10 +11,9 @@ t_tmpdir
 D=$T_DIR
 # under ASan, reports go to files: a search session's stderr is /dev/null (checked at the end)
 case "$MV_BUILD" in *asan*) MV_ASAN_LOG=$D/asan; export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$MV_ASAN_LOG" ;; esac
-SHARED=${MV_SHARED:-$MV_ROOT/../shared}
-tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D" enron_inbox/maildir/dasovich-j enron_inbox/maildir/kaminski-v \
+t_unpack enron-inbox.tar.xz "$D" enron_inbox/maildir/dasovich-j enron_inbox/maildir/kaminski-v \
 	enron_inbox/maildir/germany-c
-tar -xJf "$SHARED/corpora/mime-edge.tar.xz" -C "$D"
+t_unpack mime-edge.tar.xz "$D"
 E=$D/enron_inbox/maildir
 : >"$D/manifest"
 load() { # USER FOLDER FILES(stdin)

@@ -7,8 +7,7 @@ set -uo pipefail
 
 t_tmpdir
 D=$T_DIR
-SHARED=${MV_SHARED:-$MV_ROOT/../shared}
-tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$D" enron_inbox/maildir/dean-c
+t_unpack enron-inbox.tar.xz "$D" enron_inbox/maildir/dean-c
 dovecot_add_user "$D" erin 'Erin-Real-Pw-5521'
 find "$D/enron_inbox/maildir/dean-c/inbox" -maxdepth 1 -type f | head -5 | maildir_add "$D" erin INBOX -
 mv_setup "$D"

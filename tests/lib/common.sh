@@ -121,6 +121,20 @@ t_register_pid() {
 }
 
 # t_tmpdir [VAR]: creates a scratch folder, sets VAR (default T_DIR) and cleans it up at exit.
+# t_unpack NAME DIR [MEMBER...]: unpacks the shared corpus NAME (../shared/corpora/NAME, or $MV_SHARED/corpora)
+# into DIR; a missing corpus or a failed unpack ends the test with a failure that says so.
+t_unpack() {
+	local name=$1 dir=$2 shared=${MV_SHARED:-$MV_ROOT/../shared} me=${0##*/}
+	me=${me%.sh}
+	shift 2
+	if [ ! -f "$shared/corpora/$name" ]; then
+		echo "not ok - the shared corpus $shared/corpora/$name is missing (set MV_SHARED to the folder holding corpora/)"
+		echo "$me: 0 passed, 1 failed"
+		exit 1
+	fi
+	tar -xJf "$shared/corpora/$name" -C "$dir" "$@" || { echo "not ok - cannot unpack $name"; echo "$me: 0 passed, 1 failed"; exit 1; }
+}
+
 t_tmpdir() {
 	local var=${1:-T_DIR} d
 	if [ "$BASH_SUBSHELL" != 0 ]; then
