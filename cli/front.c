@@ -43,21 +43,6 @@ static int front_exec_full(char **argv)
 	return 1;
 }
 
-/* Sends all of buf on the socket (a session that went away is an error, not a SIGPIPE). */
-static int front_write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Asks the session to run the command. Returns its exit status, or -1 when the command must run here
    (no session, or it declined before doing anything). */
 static int front_try_session(int argc, char **argv, const char *cfg_path)
@@ -111,7 +96,7 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 	do
 		sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	while (sent < 0 && errno == EINTR);
-	if (sent != (ssize_t)sizeof(hdr) || front_write_all(fd, payload, len) < 0)
+	if (sent != (ssize_t)sizeof(hdr) || session_send_all(fd, payload, len) < 0)
 		goto out;
 	/* 'F': run it here. 'S': the session is ready; our 'G' lets it run the command. A session busy with
 	   another command (say, one whose output waits in a pager) is not waited for beyond SESSION_WAIT_MS. */
@@ -123,7 +108,7 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 	unsigned char reply[2];
 	char go = SESSION_REQUEST_GO;
 	if (pr <= 0 || read(fd, reply, 1) != 1 || reply[0] != SESSION_REPLY_STARTED ||
-	    front_write_all(fd, &go, 1) < 0)
+	    session_send_all(fd, &go, 1) < 0)
 		goto out; /* nothing was done: run it here */
 	size_t got = 0;
 	while (got < sizeof(reply)) {

@@ -1,4 +1,4 @@
-/* Naming a user's search session (see session-key.h). */
+/* Naming a user's search session, and the socket I/O of both sides (see session-key.h). */
 #include "session-key.h"
 
 #include <errno.h>
@@ -120,4 +120,34 @@ void session_key_free(struct session_key *k)
 	free(k->sock_path);
 	free(k->lock_path);
 	memset(k, 0, sizeof(*k));
+}
+
+int session_send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int session_recv_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

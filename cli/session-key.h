@@ -1,4 +1,5 @@
-/* Naming a user's search session: which warm process serves which caller (libc only, for the front end).
+/* Naming a user's search session: which warm process serves which caller, and the socket I/O both sides
+ * share (libc only, for the front end).
  *
  * A session serves one Unix user with one configuration as that user would run it: the key covers the
  * user id, the configuration file (its real path and identity: device, inode, size, modification time)
@@ -8,6 +9,7 @@
 #define MAILVAULT_SESSION_KEY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct session_key {
 	char *key;       /* the full key text; the session compares it byte for byte */
@@ -24,5 +26,10 @@ int session_key_make(const char *cfg_path, struct session_key *k, const char **e
 int session_key_check_dir(const char *dir, bool create, const char **error_r);
 /* Frees the strings. */
 void session_key_free(struct session_key *k);
+
+/* Sends all of buf on a socket (a peer that went away is -1, not a SIGPIPE); 0 or -1. */
+int session_send_all(int fd, const void *buf, size_t len);
+/* Reads exactly len bytes; -1 on error, end of file or timeout. */
+int session_recv_all(int fd, void *buf, size_t len);
 
 #endif

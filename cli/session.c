@@ -55,21 +55,6 @@ void session_spawn(const char *cfg_path)
 	_exit(127);
 }
 
-/* Reads exactly len bytes (the request's payload); -1 on error, EOF or timeout. */
-static int session_read_all(int fd, char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = read(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Sends a reply byte sequence; a caller that went away is no error of ours. */
 static void session_reply(int fd, const void *buf, size_t len)
 {
@@ -143,7 +128,7 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 	    len == 0 || len > SESSION_MAX_REQUEST)
 		goto out;
 	payload = malloc(len);
-	if (payload == NULL || session_read_all(fd, payload, len) < 0 || payload[len - 1] != '\0')
+	if (payload == NULL || session_recv_all(fd, payload, len) < 0 || payload[len - 1] != '\0')
 		goto out;
 	/* the key first: a caller with another login, configuration or environment runs the command itself */
 	if (strcmp(payload, key) != 0 || db_conn_lost(cli->db)) {
@@ -171,7 +156,7 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 	/* 'S', then the caller's go-ahead: a caller that gave up waiting (a busy session) runs the command
 	   itself, so it must never run here too */
 	char started = SESSION_REPLY_STARTED, go = 0;
-	if (send(fd, &started, 1, MSG_NOSIGNAL) != 1 || session_read_all(fd, &go, 1) < 0 || go != SESSION_REQUEST_GO)
+	if (send(fd, &started, 1, MSG_NOSIGNAL) != 1 || session_recv_all(fd, &go, 1) < 0 || go != SESSION_REQUEST_GO)
 		goto out;
 	int rc = session_run(cli, fds[0], fds[1], argc, argv);
 	/* whatever the command left behind, the next one starts outside a transaction */

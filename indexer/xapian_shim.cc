@@ -448,7 +448,9 @@ void xs_doc_free(struct xs_doc **doc)
 	*doc = nullptr;
 }
 
-void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
+// Indexes text under prefix, with stemmed copies (STEM_SOME) or without (STEM_NONE).
+static void doc_index_text(struct xs_doc *doc, const char *prefix, const char *text, size_t len,
+			   Xapian::TermGenerator::stem_strategy strategy)
 {
 	if (doc == nullptr || text == nullptr || len == 0)
 		return;
@@ -457,21 +459,7 @@ void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text,
 		// A gap between calls keeps phrases from spanning two fields or parts.
 		if (doc->tg.get_termpos() != 0)
 			doc->tg.increase_termpos();
-		doc->tg.index_text(Xapian::Utf8Iterator(text, len), 1, prefix != nullptr ? prefix : "");
-		return XS_OK;
-	});
-	doc_guard_result(doc, st, msg);
-}
-
-void xs_doc_index_text_unstemmed(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
-{
-	if (doc == nullptr || text == nullptr || len == 0)
-		return;
-	char *msg = nullptr;
-	enum xs_status st = guard(&msg, [&] {
-		if (doc->tg.get_termpos() != 0)
-			doc->tg.increase_termpos();
-		doc->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_NONE);
+		doc->tg.set_stemming_strategy(strategy);
 		try {
 			doc->tg.index_text(Xapian::Utf8Iterator(text, len), 1, prefix != nullptr ? prefix : "");
 		} catch (...) {
@@ -482,6 +470,16 @@ void xs_doc_index_text_unstemmed(struct xs_doc *doc, const char *prefix, const c
 		return XS_OK;
 	});
 	doc_guard_result(doc, st, msg);
+}
+
+void xs_doc_index_text(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
+{
+	doc_index_text(doc, prefix, text, len, Xapian::TermGenerator::STEM_SOME);
+}
+
+void xs_doc_index_text_unstemmed(struct xs_doc *doc, const char *prefix, const char *text, size_t len)
+{
+	doc_index_text(doc, prefix, text, len, Xapian::TermGenerator::STEM_NONE);
 }
 
 void xs_doc_add_term(struct xs_doc *doc, const char *prefix, const char *value)
