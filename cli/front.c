@@ -65,21 +65,15 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 	socklen_t clen = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != getuid())
 		goto out;
+	/* the key, then argv[1] on, each with its NUL */
 	size_t len = strlen(k.key) + 1;
 	for (int i = 1; i < argc; i++)
 		len += strlen(argv[i]) + 1;
-	if (len > SESSION_MAX_REQUEST)
+	if (len > SESSION_MAX_REQUEST || (payload = malloc(len)) == NULL)
 		goto out;
-	payload = malloc(len);
-	if (payload == NULL)
-		goto out;
-	size_t off = 0;
-	memcpy(payload, k.key, strlen(k.key) + 1);
-	off += strlen(k.key) + 1;
-	for (int i = 1; i < argc; i++) {
-		memcpy(payload + off, argv[i], strlen(argv[i]) + 1);
-		off += strlen(argv[i]) + 1;
-	}
+	char *end = stpcpy(payload, k.key) + 1;
+	for (int i = 1; i < argc; i++)
+		end = stpcpy(end, argv[i]) + 1;
 	/* the length, with our standard output and error attached */
 	uint32_t hdr = (uint32_t)len;
 	int fds[2] = { STDOUT_FILENO, STDERR_FILENO };
@@ -110,16 +104,7 @@ static int front_try_session(int argc, char **argv, const char *cfg_path)
 	if (pr <= 0 || read(fd, reply, 1) != 1 || reply[0] != SESSION_REPLY_STARTED ||
 	    session_send_all(fd, &go, 1) < 0)
 		goto out; /* nothing was done: run it here */
-	size_t got = 0;
-	while (got < sizeof(reply)) {
-		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got == sizeof(reply) && reply[0] == SESSION_REPLY_DONE) {
+	if (session_recv_all(fd, reply, sizeof(reply)) == 0 && reply[0] == SESSION_REPLY_DONE) {
 		rc = reply[1];
 	} else {
 		fprintf(stderr, "mailvault: the search session ended in the middle of the command\n");

@@ -68,13 +68,23 @@ static const struct cli_command {
 	{ "index", cmd_index },
 };
 
-int cli_run(struct cli *cli, int argc, char **argv)
+/* The subcommand called name, or NULL. */
+static const struct cli_command *cli_command_find(const char *name)
 {
 	for (size_t k = 0; k < sizeof(cli_commands) / sizeof(cli_commands[0]); k++)
-		if (strcmp(argv[0], cli_commands[k].name) == 0)
-			return cli_commands[k].fn(cli, argc - 1, argv + 1);
-	cli_error("unknown command '%s' (see mailvault --help)", argv[0]);
-	return 2;
+		if (strcmp(name, cli_commands[k].name) == 0)
+			return &cli_commands[k];
+	return NULL;
+}
+
+int cli_run(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_command *c = cli_command_find(argv[0]);
+	if (c == NULL) {
+		cli_error("unknown command '%s' (see mailvault --help)", argv[0]);
+		return 2;
+	}
+	return c->fn(cli, argc - 1, argv + 1);
 }
 
 int main(int argc, char **argv)
@@ -95,10 +105,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bool agent = strcmp(argv[a.cmd], "session-agent") == 0;
-	bool known = agent;
-	for (size_t k = 0; k < sizeof(cli_commands) / sizeof(cli_commands[0]); k++)
-		known |= strcmp(argv[a.cmd], cli_commands[k].name) == 0;
-	if (!known) {
+	if (!agent && cli_command_find(argv[a.cmd]) == NULL) {
 		cli_error("unknown command '%s' (see mailvault --help)", argv[a.cmd]);
 		return 2;
 	}

@@ -122,11 +122,11 @@ void session_key_free(struct session_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
-int session_send_all(int fd, const void *buf, size_t len)
+/* Moves exactly len bytes through the socket, sending or receiving; 0, or -1 on error, EOF or timeout. */
+static int session_transfer(int fd, char *p, size_t len, bool sending)
 {
-	const char *p = buf;
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = sending ? send(fd, p, len, MSG_NOSIGNAL) : read(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -137,17 +137,12 @@ int session_send_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int session_send_all(int fd, const void *buf, size_t len)
+{
+	return session_transfer(fd, (char *)buf, len, true);
+}
+
 int session_recv_all(int fd, void *buf, size_t len)
 {
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return session_transfer(fd, buf, len, false);
 }

@@ -55,14 +55,8 @@ void session_spawn(const char *cfg_path)
 	_exit(127);
 }
 
-/* Sends a reply byte sequence; a caller that went away is no error of ours. */
-static void session_reply(int fd, const void *buf, size_t len)
-{
-	(void)!send(fd, buf, len, MSG_NOSIGNAL);
-}
-
 /* Runs one command with the caller's standard output and error; returns its exit status. */
-static int session_run(struct cli *cli, int out, int err, int argc, char **argv)
+static int session_run(struct cli *cli, int out, int err, int argc, char **argv, const struct cli_args *a)
 {
 	fflush(NULL);
 	int save_out = dup(STDOUT_FILENO), save_err = dup(STDERR_FILENO);
@@ -73,10 +67,8 @@ static int session_run(struct cli *cli, int out, int err, int argc, char **argv)
 			close(save_err);
 		return -1;
 	}
-	struct cli_args a;
-	cli_args_parse(argc, argv, &a);
-	cli->json = a.json;
-	int rc = cli_run(cli, argc - a.cmd, argv + a.cmd);
+	cli->json = a->json;
+	int rc = cli_run(cli, argc - a->cmd, argv + a->cmd);
 	fflush(stdout);
 	fflush(stderr);
 	/* a reader that left early (search ... | head) leaves an error flag that must not stick */
@@ -131,9 +123,9 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 	if (payload == NULL || session_recv_all(fd, payload, len) < 0 || payload[len - 1] != '\0')
 		goto out;
 	/* the key first: a caller with another login, configuration or environment runs the command itself */
+	char fallback = SESSION_REPLY_FALLBACK;
 	if (strcmp(payload, key) != 0 || db_conn_lost(cli->db)) {
-		char r = SESSION_REPLY_FALLBACK;
-		session_reply(fd, &r, 1);
+		(void)session_send_all(fd, &fallback, 1);
 		goto out;
 	}
 	int argc = 1;
@@ -149,21 +141,20 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 	struct cli_args a;
 	cli_args_parse(argc, argv, &a);
 	if (a.bad || a.help || a.version || a.cmd >= argc || !SESSION_COMMAND(argv[a.cmd])) {
-		char r = SESSION_REPLY_FALLBACK;
-		session_reply(fd, &r, 1);
+		(void)session_send_all(fd, &fallback, 1);
 		goto out;
 	}
 	/* 'S', then the caller's go-ahead: a caller that gave up waiting (a busy session) runs the command
 	   itself, so it must never run here too */
 	char started = SESSION_REPLY_STARTED, go = 0;
-	if (send(fd, &started, 1, MSG_NOSIGNAL) != 1 || session_recv_all(fd, &go, 1) < 0 || go != SESSION_REQUEST_GO)
+	if (session_send_all(fd, &started, 1) < 0 || session_recv_all(fd, &go, 1) < 0 || go != SESSION_REQUEST_GO)
 		goto out;
-	int rc = session_run(cli, fds[0], fds[1], argc, argv);
+	int rc = session_run(cli, fds[0], fds[1], argc, argv, &a);
 	/* whatever the command left behind, the next one starts outside a transaction */
 	if (cli->db != NULL && PQtransactionStatus(cli->db) != PQTRANS_IDLE)
 		db_rollback(cli->db);
 	unsigned char done[2] = { SESSION_REPLY_DONE, (unsigned char)(rc < 0 ? 1 : rc) };
-	session_reply(fd, done, sizeof(done));
+	(void)session_send_all(fd, done, sizeof(done));
 out:
 	for (int k = 0; k < 2; k++)
 		if (fds[k] >= 0)
