@@ -27,10 +27,12 @@ MV_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 export MV_ROOT
 # shellcheck source=../tests/lib/common.sh
 . "$MV_ROOT/tests/lib/common.sh"
+# shellcheck source=lib.sh
+. "$BENCH_DIR/lib.sh"
 # shellcheck source=index-search.sh
 . "$BENCH_DIR/index-search.sh"
 
-CORPUS=${MV_CORPUS:-/work/shared/corpora/enron-inbox.tar.xz}
+CORPUS=${MV_CORPUS:-$MV_ROOT/../shared/corpora/enron-inbox.tar.xz}
 WORKERS_LIST=${MV_BENCH_WORKERS:-2 4}
 EXPECT_MSGS=44755
 EXPECT_USERS=137
@@ -41,15 +43,6 @@ PART2=${MV_BENCH_SEARCH:-1}
 RESULTS=$BENCH_DIR/RESULTS.md
 SECTION="## Ingest (issue 2)"
 
-say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() {
-	printf 'bench: FAILED: %s\n' "$*" >&2
-	exit 1
-}
-now() { date +%s.%N; }
-# calc EXPR: floating point arithmetic (awk), printed with up to 6 significant digits unless EXPR formats
-calc() { awk "BEGIN { print $1 }"; }
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # ---------------------------------------------------------------------------------------------- checks
 if [ ! -x "$MVD" ] || [ ! -x "$MVCLI" ]; then
@@ -160,10 +153,6 @@ count_maildir() {
 	find "$1" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l
 }
 
-# cpu_of PID...: CPU seconds used so far by each process tree, space-separated.
-cpu_of() {
-	python3 "$BENCH_DIR/cputree.py" "$@" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $2 } END { print "" }'
-}
 
 # mv_setup NAME WORKERS: fresh PostgreSQL cluster $B/NAME, CONF $B/NAME.conf, init, one account per user.
 mv_setup() {

@@ -442,17 +442,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	export MV_ROOT
 	# shellcheck source=../tests/lib/common.sh
 	. "$MV_ROOT/tests/lib/common.sh"
-	say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-	die() {
-		printf 'bench: FAILED: %s\n' "$*" >&2
-		exit 1
-	}
-	now() { date +%s.%N; }
-	calc() { awk "BEGIN { print $1 }"; }
-	loadavg() { cut -d' ' -f1 /proc/loadavg; }
-	cpu_of() {
-		python3 "$BENCH_DIR/cputree.py" "$@" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $2 } END { print "" }'
-	}
+	# shellcheck source=lib.sh
+	. "$BENCH_DIR/lib.sh"
 	B=${1:?usage: bash bench/index-search.sh SCRATCH_FOLDER [CLUSTER_NAME]}
 	B=$(cd "$B" && pwd)
 	name=${2:-pgw4}
@@ -460,9 +451,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	RESULTS=$BENCH_DIR/RESULTS.md
 	MVCLI=$B/bin/mailvault
 	IDX=$B/bin/mailvault-indexer
-	if [ ! -x "$IDX" ]; then
+	if [ ! -x "$IDX" ] || [ ! -x "$B/bin/mailvault-cli" ]; then
 		mkdir -p "$B/bin"
-		cp "$MV_BUILD/mailvault-indexer" "$MV_BUILD/mailvault" "$B/bin/"
+		cp "$MV_BUILD/mailvault-indexer" "$MV_BUILD/mailvault" "$MV_BUILD/mailvault-cli" "$B/bin/"
 	fi
 	[ -d "$B/$name/pg/data" ] || die "no PostgreSQL cluster at $B/$name (run MV_KEEP=1 make bench first)"
 	trap 'pg_stop "$B/$name"' EXIT
