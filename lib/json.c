@@ -22,10 +22,15 @@ void json_append_string(struct buf *b, const char *s)
 		case '\r': buf_append_str(b, "\\r"); break;
 		case '\t': buf_append_str(b, "\\t"); break;
 		default:
-			if (*p < 0x20)
+			/* control characters, DEL and the C1 range escaped, so JSON read on a terminal stays inert */
+			if (*p < 0x20 || *p == 0x7f) {
 				buf_printf(b, "\\u%04x", *p);
-			else
+			} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0) {
+				buf_printf(b, "\\u%04x", p[1]);
+				p++;
+			} else {
 				buf_append(b, p, 1);
+			}
 		}
 	}
 	buf_append_str(b, "\"");

@@ -1,5 +1,6 @@
 /* Logging: one line per event to stderr or syslog, with levels; callers never pass secrets. */
 #include "log.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -53,12 +54,15 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (level < log_min)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
-	/* one event, one line: a stray newline would split it */
+	/* one event, one line: a stray newline would split it; and what a server or a message put in it
+	   (folder names, replies) must not drive the terminal or the journal's reader */
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+	char *safe = util_term_safe(line, false);
 	if (log_syslog) {
-		syslog(prio[level], "%s: %s", names[level], line);
+		syslog(prio[level], "%s: %s", names[level], safe);
+		free(safe);
 		return;
 	}
 	char stamp[32];
@@ -67,8 +71,9 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s %s[%d] %s: %s\n", stamp, log_program, (int)getpid(), names[level], line);
+	fprintf(stderr, "%s %s[%d] %s: %s\n", stamp, log_program, (int)getpid(), names[level], safe);
 	pthread_mutex_unlock(&log_lock);
+	free(safe);
 }
 
 /* Logs at a level. */

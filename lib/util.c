@@ -193,3 +193,67 @@ char *util_utf8_sanitize(const char *data, size_t len)
 	*o = '\0';
 	return out;
 }
+
+/* Valid UTF-8 stays, anything else becomes \\xNN. */
+char *util_utf8_escape_invalid(const unsigned char *data, size_t len)
+{
+	char *out = xmalloc(len * 4 + 1), *o = out;
+	for (size_t i = 0; i < len;) {
+		size_t n = util_utf8_seq_len(data + i, len - i);
+		if (n == 0 || data[i] == '\0') {
+			o += sprintf(o, "\\x%02x", data[i]);
+			i++;
+		} else {
+			memcpy(o, data + i, n);
+			o += n;
+			i += n;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Escapes what a terminal would act on; everything printable stays as it is. */
+char *util_term_safe(const char *s, bool multiline)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s);
+	char *out = xmalloc(len * 6 + 1), *o = out;
+	for (size_t i = 0; i < len;) {
+		size_t n = util_utf8_seq_len(p + i, len - i);
+		unsigned c = p[i];
+		if (n == 0) {
+			o += sprintf(o, "\\x%02x", c);
+			i++;
+		} else if (n == 2 && c == 0xc2 && p[i + 1] < 0xa0) {
+			o += sprintf(o, "\\u%04x", (unsigned)p[i + 1]);
+			i += 2;
+		} else if (n == 1 && (c == 0x7f || (c < 0x20 && c != '\t' && !(multiline && c == '\n')))) {
+			if (multiline && c == '\r' && p[i + 1] == '\n') {
+				i++;
+				continue;
+			}
+			o += sprintf(o, "\\x%02x", c);
+			i++;
+		} else {
+			memcpy(o, p + i, n);
+			o += n;
+			i += n;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A ring of escaped strings, so several can be printf arguments at once. */
+const char *util_term(const char *s)
+{
+	static __thread char *ring[16];
+	static __thread unsigned next;
+	if (s == NULL)
+		return NULL;
+	unsigned k = next++ % 16;
+	free(ring[k]);
+	ring[k] = util_term_safe(s, false);
+	return ring[k];
+}

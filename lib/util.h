@@ -36,5 +36,16 @@ void util_hex(const unsigned char *data, size_t len, char *out);
 size_t util_utf8_seq_len(const unsigned char *p, size_t left);
 /* Replaces invalid UTF-8 with U+FFFD and drops NUL bytes; returns a new string the caller frees. */
 char *util_utf8_sanitize(const char *data, size_t len);
+/* Keeps valid UTF-8 and writes every other byte, and NUL, as \\xNN: text PostgreSQL accepts that still
+   shows what the bytes were (flags and names a server sent in no known charset). The caller frees. */
+char *util_utf8_escape_invalid(const unsigned char *data, size_t len);
+/* Text from mail made safe for a terminal (notmuch's rule): control characters (C0 but tab, DEL, and
+   the C1 range U+0080..U+009F) and bytes that are not UTF-8 are written as \xNN or \uNNNN, so a
+   subject carrying ESC ]0;...BEL cannot retitle or drive the terminal. With multiline, LF stays and a
+   CR before an LF is dropped. Returns a new string the caller frees. */
+char *util_term_safe(const char *s, bool multiline);
+/* The same into a small ring of buffers owned by this thread, for printf arguments: valid until 16
+   more calls. NULL gives NULL. */
+const char *util_term(const char *s);
 
 #endif
