@@ -45,7 +45,15 @@ struct imap_conn {
 	char *text;               /* last completion text or error */
 	struct imap_tag_done done[IMAP_CONN_MAX_INFLIGHT]; /* completions that arrived out of order */
 	size_t ndone;
+	struct imap_response malformed;  /* handed to callers for an untagged response that was skipped */
+	char *malformed_text;
+	unsigned malformed_run;   /* skipped responses in a row: many mean the stream is out of step */
 };
+
+/* Skipped responses in a row after which the connection is given up. */
+#define IMAP_CONN_MAX_MALFORMED_RUN 64
+/* A server's Suggested Backoff Time is honoured up to an hour. */
+#define IMAP_CONN_MAX_BACKOFF_MS (3600u * 1000)
 
 /* Records the connection's current message text. */
 static void conn_set_text(struct imap_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -154,14 +162,23 @@ static int conn_start_tls(struct imap_conn *c, const struct imap_conn_settings *
 	}
 	unsigned char addr[16];
 	bool is_ip = inet_pton(AF_INET, s->host, addr) == 1 || inet_pton(AF_INET6, s->host, addr) == 1;
+	/* a name or address that cannot be set for verification would mean no verification: refuse */
 	if (is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), s->host);
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), s->host) != 1) {
+			*error_r = xasprintf("cannot set %s as the address to verify the certificate against", s->host);
+			return -1;
+		}
 	} else {
-		SSL_set_tlsext_host_name(c->ssl, s->host);
 		SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		SSL_set1_host(c->ssl, s->host);
+		if (SSL_set_tlsext_host_name(c->ssl, s->host) != 1 || SSL_set1_host(c->ssl, s->host) != 1) {
+			*error_r = xasprintf("cannot set %s as the host name to verify the certificate against", s->host);
+			return -1;
+		}
 	}
-	SSL_set_fd(c->ssl, c->fd);
+	if (SSL_set_fd(c->ssl, c->fd) != 1) {
+		*error_r = xasprintf("TLS setup failed: %s", conn_ssl_error());
+		return -1;
+	}
 	ERR_clear_error();
 	if (SSL_connect(c->ssl) != 1) {
 		long v = SSL_get_verify_result(c->ssl);
@@ -241,7 +258,21 @@ static const struct imap_response *conn_read(struct imap_conn *c)
 	for (;;) {
 		switch (imap_parser_next(c->parser, &resp, &err)) {
 		case IMAP_PARSE_DONE:
+			c->malformed_run = 0;
 			return resp;
+		case IMAP_PARSE_SKIPPED:
+			/* one bad untagged response costs what it concerns, not the connection */
+			if (++c->malformed_run > IMAP_CONN_MAX_MALFORMED_RUN) {
+				conn_set_text(c, "%u malformed responses in a row from the server, the last: %s",
+					      c->malformed_run, err);
+				c->broken = true;
+				return NULL;
+			}
+			free(c->malformed_text);
+			c->malformed_text = xasprintf("malformed response from the server: %s", err);
+			c->malformed = (struct imap_response){ .kind = IMAP_RESPONSE_UNTAGGED, .text = "",
+							       .malformed = c->malformed_text };
+			return &c->malformed;
 		case IMAP_PARSE_ERROR:
 			conn_set_text(c, "malformed response from server: %s", err);
 			c->broken = true;
@@ -293,8 +324,10 @@ static void conn_observe(struct imap_conn *c, const struct imap_response *r)
 	if (r->text != NULL && r->status != IMAP_STATUS_OK) {
 		/* Office 365: "Request is throttled. Suggested Backoff Time: 92132 milliseconds" */
 		const char *p = strcasestr(r->text, "Suggested Backoff Time:");
-		if (p != NULL)
-			c->backoff_ms = (unsigned)strtoul(p + strlen("Suggested Backoff Time:"), NULL, 10);
+		if (p != NULL) {
+			unsigned long long ms = strtoull(p + strlen("Suggested Backoff Time:"), NULL, 10);
+			c->backoff_ms = ms > IMAP_CONN_MAX_BACKOFF_MS ? IMAP_CONN_MAX_BACKOFF_MS : (unsigned)ms;
+		}
 	}
 	if (r->kind == IMAP_RESPONSE_UNTAGGED && r->status == IMAP_STATUS_BYE) {
 		free(c->bye);
@@ -309,6 +342,12 @@ bool imap_conn_has_capability(const struct imap_conn *c, const char *cap)
 		if (strcasecmp(c->caps[i], cap) == 0)
 			return true;
 	return false;
+}
+
+/* Public: whether the connection is still usable. */
+bool imap_conn_broken(const struct imap_conn *c)
+{
+	return c->broken;
 }
 
 /* Public: backoff hint. */
@@ -420,6 +459,29 @@ int imap_quote(struct buf *b, const char *s)
 	return 0;
 }
 
+/* Public: a mailbox name as a command argument: quoted when it is 7-bit, a non-synchronizing literal
+   when it has 8-bit bytes and the server takes them (LITERAL+, or LITERAL- up to 4096 bytes), quoted
+   with its raw bytes otherwise, which most servers accept. */
+int imap_conn_append_mailbox(const struct imap_conn *c, struct buf *b, const unsigned char *name, size_t len)
+{
+	bool eight_bit = false;
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] == '\0' || name[i] == '\r' || name[i] == '\n')
+			return -1;
+		eight_bit |= name[i] >= 0x80;
+	}
+	if (eight_bit && (imap_conn_has_capability(c, "LITERAL+") ||
+			  (imap_conn_has_capability(c, "LITERAL-") && len <= 4096))) {
+		buf_printf(b, "{%zu+}\r\n", len);
+		buf_append(b, name, len);
+		return 0;
+	}
+	char *s = xstrndup((const char *)name, len);
+	int r = imap_quote(b, s);
+	free(s);
+	return r;
+}
+
 /* Base64 of len bytes into a new string. */
 static char *conn_base64(const unsigned char *data, size_t len)
 {
@@ -523,12 +585,13 @@ static int conn_refresh_caps(struct imap_conn *c)
 }
 
 /* Public: the whole way from TCP to an authenticated session. */
-struct imap_conn *imap_conn_open(const struct imap_conn_settings *s, char **error_r, bool *auth_failed_r)
+struct imap_conn *imap_conn_open(const struct imap_conn_settings *s, char **error_r,
+				 struct imap_open_failure *failure_r)
 {
 	struct imap_parser_limits limits = { .max_literal = s->max_literal };
 	const char *text;
-	if (auth_failed_r)
-		*auth_failed_r = false;
+	if (failure_r)
+		*failure_r = (struct imap_open_failure){ 0 };
 	int fd = conn_tcp_connect(s->host, s->port, s->timeout_secs ? s->timeout_secs : 120, error_r);
 	if (fd < 0)
 		return NULL;
@@ -593,8 +656,8 @@ struct imap_conn *imap_conn_open(const struct imap_conn_settings *s, char **erro
 			st = conn_authenticate(c, s);
 		}
 		if (st != IMAP_CONN_OK) {
-			if (st != IMAP_CONN_ERROR && auth_failed_r)
-				*auth_failed_r = true;
+			if (st != IMAP_CONN_ERROR && failure_r)
+				failure_r->auth_failed = true;
 			*error_r = xasprintf("login as %s on %s failed: %s", s->username, s->host,
 					     c->text ? c->text : "no reason given");
 			goto fail;
@@ -614,6 +677,8 @@ struct imap_conn *imap_conn_open(const struct imap_conn_settings *s, char **erro
 	}
 	return c;
 fail:
+	if (failure_r)
+		failure_r->backoff_ms = c->backoff_ms;
 	c->broken = true;
 	imap_conn_close(&c);
 	return NULL;
@@ -643,6 +708,7 @@ void imap_conn_close(struct imap_conn **cp)
 	for (size_t i = 0; i < c->ndone; i++)
 		free(c->done[i].text);
 	free(c->text);
+	free(c->malformed_text);
 	free(c);
 	*cp = NULL;
 }

@@ -31,11 +31,17 @@ enum imap_conn_status {
 
 struct imap_conn;
 
+/* Why imap_conn_open() failed, beyond its message. */
+struct imap_open_failure {
+	bool auth_failed;          /* the server rejected the credentials, as opposed to a network or TLS failure */
+	unsigned backoff_ms;       /* the server asked to be left alone this long (Suggested Backoff Time), or 0 */
+};
+
 /* Connects, secures (IMAPS or STARTTLS, certificate and host name verified, TLS 1.2+), logs in and
    refreshes capabilities. Returns the connection, or NULL with *error_r (malloc'd, caller frees;
-   never contains the secret). *auth_failed_r (may be NULL) is set when the server rejected the
-   credentials, as opposed to a network or TLS failure. */
-struct imap_conn *imap_conn_open(const struct imap_conn_settings *settings, char **error_r, bool *auth_failed_r);
+   never contains the secret) and *failure_r (may be NULL) filled in. */
+struct imap_conn *imap_conn_open(const struct imap_conn_settings *settings, char **error_r,
+				 struct imap_open_failure *failure_r);
 /* Sends LOGOUT (best effort), closes and frees; sets *conn to NULL. */
 void imap_conn_close(struct imap_conn **conn);
 /* True if the server advertised capability cap (case-insensitive, e.g. "LIST-STATUS"). */
@@ -55,7 +61,14 @@ enum imap_conn_status imap_conn_wait(struct imap_conn *conn, unsigned tag, imap_
 /* imap_conn_send + imap_conn_wait. */
 enum imap_conn_status imap_conn_run(struct imap_conn *conn, const char *command, imap_untagged_cb *cb,
 				    void *ctx, const char **text_r);
-/* Milliseconds the server asked us to back off (Office 365 "Suggested Backoff Time"), 0 if none. */
+/* True once the connection is unusable (network, TLS or protocol failure, or BYE). */
+bool imap_conn_broken(const struct imap_conn *conn);
+/* Appends a mailbox name (the server's exact bytes) as a command argument: a quoted string, or a
+   non-synchronizing literal for 8-bit names when the server offers LITERAL+ or LITERAL-. -1 if the name
+   cannot be sent (NUL, CR or LF). */
+int imap_conn_append_mailbox(const struct imap_conn *conn, struct buf *b, const unsigned char *name, size_t len);
+/* Milliseconds the server asked us to back off (Office 365 "Suggested Backoff Time", at most an hour),
+   0 if none. */
 unsigned imap_conn_backoff_ms(const struct imap_conn *conn);
 
 /* Appends s as an IMAP quoted string; -1 if it cannot be quoted (CR, LF or NUL). */

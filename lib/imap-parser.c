@@ -104,6 +104,9 @@ struct imap_parser {
 	bool code_parsed;
 	bool failed;
 	char error[200];
+	/* the start of the current frame as it arrived, quoted in the message of a skipped response */
+	char excerpt[100];
+	char skipped[320];
 };
 
 /* Returns realloc'ed memory or aborts: an allocation failure is not something a parser can handle. */
@@ -1069,6 +1072,23 @@ static void imap_parser_release(struct imap_parser *parser)
 	}
 }
 
+/* Keeps the start of a frame, printable, for the message of a response that turns out not to parse
+   (parsing rewrites the frame in place). */
+static void imap_parser_keep_excerpt(struct imap_parser *parser, const unsigned char *f, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 5 < sizeof(parser->excerpt); i++) {
+		unsigned char c = f[i];
+		if (c == '\r' || c == '\n')
+			break;
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			o += (size_t)snprintf(parser->excerpt + o, sizeof(parser->excerpt) - o, "\\x%02x", c);
+		else
+			parser->excerpt[o++] = (char)c;
+	}
+	parser->excerpt[o] = '\0';
+}
+
 /* Frames and parses the next response, invalidating the previous one. */
 enum imap_parse_result imap_parser_next(struct imap_parser *parser, const struct imap_response **resp_r,
 					const char **error_r)
@@ -1095,8 +1115,18 @@ enum imap_parse_result imap_parser_next(struct imap_parser *parser, const struct
 	frame = imap_parser_take_frame(parser);
 	parser->fstate = IMAP_FRAME_START;
 	parser->line_bytes = 0;
-	if (imap_parser_parse(parser, frame, frame_len) < 0)
-		goto fail;
+	if (frame[0] == '*')
+		imap_parser_keep_excerpt(parser, frame, frame_len);
+	if (imap_parser_parse(parser, frame, frame_len) < 0) {
+		if (frame[0] != '*')
+			goto fail;
+		/* The frame ended at its line end, so the next response starts right after it: skip this one. */
+		memset(&parser->resp, 0, sizeof(parser->resp));
+		snprintf(parser->skipped, sizeof(parser->skipped), "%s in \"%s\"", parser->error, parser->excerpt);
+		if (error_r != NULL)
+			*error_r = parser->skipped;
+		return IMAP_PARSE_SKIPPED;
+	}
 	if (resp_r != NULL)
 		*resp_r = &parser->resp;
 	return IMAP_PARSE_DONE;

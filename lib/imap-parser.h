@@ -59,6 +59,10 @@ struct imap_response {
 	   atom 12, atom FETCH, list; "* LIST (\Noselect) "/" foo" -> atom LIST, list, string, atom. */
 	const struct imap_arg *args;
 	size_t count;
+	/* Set by the connection layer (never by the parser) on an untagged response that arrived whole but
+	   does not parse and was skipped (IMAP_PARSE_SKIPPED): why, with the start of the line. Then
+	   status is NONE, count is 0 and text is "". */
+	const char *malformed;
 };
 
 struct imap_parser_limits {
@@ -73,6 +77,10 @@ enum imap_parse_result {
 	IMAP_PARSE_DONE,       /* *resp_r holds one whole response */
 	IMAP_PARSE_ERROR,      /* the stream is not IMAP; *error_r says why and where; the parser
 	                          stays in error: the connection should be dropped */
+	IMAP_PARSE_SKIPPED,    /* an untagged response arrived whole (up to its line end) but does not
+	                          parse: *error_r says why and quotes its start; it was dropped and the
+	                          parser is ready for the next response (a tagged or continuation line
+	                          that does not parse is an ERROR: its command could never complete) */
 };
 
 struct imap_parser;
