@@ -28,7 +28,7 @@ static const struct config_key config_keys[] = {
 	K("daemon", "workers", CK_UINT, workers, 1, 256),
 	K("daemon", "batch_messages", CK_UINT, batch_messages, 1, 100000),
 	K("daemon", "batch_bytes", CK_SIZE, batch_bytes, 64 * 1024, 1024ULL * 1024 * 1024),
-	K("daemon", "max_message_bytes", CK_SIZE, max_message_bytes, 1024, 2ULL * 1024 * 1024 * 1024),
+	K("daemon", "max_message_bytes", CK_SIZE, max_message_bytes, 1024, CONFIG_MAX_MESSAGE_BYTES),
 	K("daemon", "poll_interval", CK_UINT, poll_interval, 1, 7 * 86400),
 	K("daemon", "timeout", CK_UINT, timeout, 1, 3600),
 	K("daemon", "lease_seconds", CK_UINT, lease_seconds, 10, 86400),
@@ -92,6 +92,54 @@ static int config_set(struct config *cfg, const struct config_key *k, const char
 	return -1;
 }
 
+/* True for a name an account or secret may have (the accounts.name CHECK of the schema). */
+bool config_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 128 || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && strchr("._@+-", name[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* Reads one key of a [secret NAME] section; NULL on success, else why not. */
+static const char *config_secret_set(struct config_secret *sec, const char *key, const char *value)
+{
+	char **field = strcmp(key, "source") == 0 ? &sec->source : strcmp(key, "host") == 0 ? &sec->host
+		     : strcmp(key, "user") == 0 ? &sec->user : NULL;
+	if (field != NULL) {
+		if (*value == '\0')
+			return "must not be empty";
+		if (field == &sec->source && strncmp(value, "file:", 5) != 0 && strncmp(value, "env:", 4) != 0 &&
+		    strncmp(value, "cmd:", 4) != 0)
+			return "expects file:PATH, env:NAME or cmd:COMMAND";
+		if (field == &sec->source && strchr(value, ':')[1] == '\0')
+			return "names no file, variable or command";
+		free(*field);
+		*field = xstrdup(value);
+		return NULL;
+	}
+	if (strcmp(key, "timeout") == 0) {
+		uint64_t v;
+		if (util_parse_uint(value, 1, 600, &v) < 0)
+			return "expects seconds from 1 to 600";
+		sec->timeout = (unsigned)v;
+		return NULL;
+	}
+	return "";
+}
+
+/* The secret section called name, or NULL. */
+const struct config_secret *config_secret_find(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsecrets; i++)
+		if (strcmp(cfg->secrets[i].name, name) == 0)
+			return &cfg->secrets[i];
+	return NULL;
+}
+
 /* Loads and checks the whole file. */
 struct config *config_load(const char *path, char **error_r)
 {
@@ -112,8 +160,9 @@ struct config *config_load(const char *path, char **error_r)
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->session_idle = 300;
 
-	char line[8192], section[64] = "";
+	char line[8192], section[160] = "";
 	unsigned lineno = 0;
+	struct config_secret *sec = NULL; /* the [secret NAME] section being read */
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -131,6 +180,23 @@ struct config *config_load(const char *path, char **error_r)
 			}
 			*end = '\0';
 			snprintf(section, sizeof(section), "%s", config_trim(s + 1));
+			sec = NULL;
+			if (strncmp(section, "secret", 6) == 0 && (section[6] == ' ' || section[6] == '\t')) {
+				const char *name = config_trim(section + 7);
+				if (!config_name_valid(name)) {
+					*error_r = xasprintf("%s:%u: a secret's name may use letters, digits and . _ @ + - "
+							     "([secret NAME])", path, lineno);
+					goto fail;
+				}
+				if (config_secret_find(cfg, name) != NULL) {
+					*error_r = xasprintf("%s:%u: [secret %s] is defined twice", path, lineno, name);
+					goto fail;
+				}
+				cfg->secrets = xrealloc(cfg->secrets, (cfg->nsecrets + 1) * sizeof(*cfg->secrets));
+				sec = &cfg->secrets[cfg->nsecrets++];
+				*sec = (struct config_secret){ .name = xstrdup(name), .timeout = 30, .line = lineno };
+				continue;
+			}
 			bool known = false;
 			for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
 				known |= strcmp(config_keys[i].section, section) == 0;
@@ -151,6 +217,21 @@ struct config *config_load(const char *path, char **error_r)
 			*error_r = xasprintf("%s:%u: key '%s' outside any section", path, lineno, key);
 			goto fail;
 		}
+		if (sec != NULL) {
+			const char *why = config_secret_set(sec, key, value);
+			if (why != NULL && *why == '\0') {
+				*error_r = xasprintf("%s:%u: unknown key '%s' in [secret %s] (source, host, user, timeout)",
+						     path, lineno, key, sec->name);
+				goto fail;
+			}
+			if (why != NULL) {
+				/* the value is not echoed: it says where a secret lives */
+				*error_r = xasprintf("%s:%u: bad value for '%s' in [secret %s]: %s", path, lineno, key,
+						     sec->name, why);
+				goto fail;
+			}
+			continue;
+		}
 		const struct config_key *k = NULL;
 		for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
 			if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, key) == 0)
@@ -167,6 +248,15 @@ struct config *config_load(const char *path, char **error_r)
 		}
 	}
 	fclose(f);
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		struct config_secret *c = &cfg->secrets[i];
+		if (c->source == NULL || c->host == NULL || c->user == NULL) {
+			*error_r = xasprintf("%s:%u: [secret %s] needs source, host and user (the one server and login "
+					     "it may be sent to)", path, c->line, c->name);
+			config_free(&cfg);
+			return NULL;
+		}
+	}
 	if (cfg->conninfo == NULL) {
 		*error_r = xasprintf("%s: [database] conninfo is required", path);
 		config_free(&cfg);
@@ -192,6 +282,13 @@ void config_free(struct config **cfg)
 	free(c->retention_conninfo);
 	free(c->ca_file);
 	free(c->index_path);
+	for (size_t i = 0; i < c->nsecrets; i++) {
+		free(c->secrets[i].name);
+		free(c->secrets[i].source);
+		free(c->secrets[i].host);
+		free(c->secrets[i].user);
+	}
+	free(c->secrets);
 	free(c);
 	*cfg = NULL;
 }

@@ -3,10 +3,25 @@
 #define MAILVAULT_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/mailvault/mailvault.conf"
+/* Largest message that can be archived: PostgreSQL's bytea holds at most 1 GiB, less row overhead. */
+#define CONFIG_MAX_MESSAGE_BYTES (1000ULL * 1024 * 1024)
+
+/* A [secret NAME] section: where a password or token comes from, and the one host and user it may be
+   sent to, so that whoever can write the accounts table can neither run a command on the poller's host
+   nor send a secret elsewhere. */
+struct config_secret {
+	char *name;
+	char *source;              /* file:PATH, env:NAME or cmd:COMMAND (run without a shell) */
+	char *host;                /* the IMAP server it may be sent to (compared without case) */
+	char *user;                /* the login it may be sent as (compared exactly) */
+	unsigned timeout;          /* seconds a cmd: source may take */
+	unsigned line;             /* where the section starts, for messages */
+};
 
 struct config {
 	char *path;
@@ -32,6 +47,9 @@ struct config {
 	unsigned index_shards;     /* shards (and writer threads) of a new index; 0 = one per core */
 	/* [search] */
 	unsigned session_idle;     /* seconds a user's search session stays warm after use; 0 = none */
+	/* [secret NAME] sections, in file order */
+	struct config_secret *secrets;
+	size_t nsecrets;
 };
 
 /* Reads and validates FILE. Returns a config to free with config_free(), or NULL with *error_r
@@ -39,6 +57,11 @@ struct config {
 struct config *config_load(const char *path, char **error_r);
 /* Frees the config; sets *cfg to NULL. */
 void config_free(struct config **cfg);
+/* The [secret NAME] section called name, or NULL. */
+const struct config_secret *config_secret_find(const struct config *cfg, const char *name);
+/* True if name may name an account or a secret: a letter or digit, then letters, digits and . _ @ + -,
+   at most 128 characters. */
+bool config_name_valid(const char *name);
 /* The conninfo a program should use: its own if set, else the shared one. */
 const char *config_conninfo_for(const struct config *cfg, const char *program);
 
