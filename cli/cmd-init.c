@@ -1,6 +1,7 @@
 /* mailvault init: applies the embedded schema migrations in order, once each, under a lock. */
 #include "cli.h"
 #include "db.h"
+#include "mailbox.h"
 #include "migrations.h"
 #include "util.h"
 
@@ -21,6 +22,82 @@ static int init_run_sql(PGconn *db, const char *sql, const char **error_r)
 	return 0;
 }
 
+/* Hands every table, sequence and function of the schema to mailvault_owner, a role no program logs in
+   as (migrations create them as the login that runs init). */
+static const char init_sql_take_ownership[] =
+	"DO $$\n"
+	"DECLARE r record; owner oid := 'mailvault_owner'::regrole;\n"
+	"BEGIN\n"
+	"  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+	"           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> owner LOOP\n"
+	"    EXECUTE format('ALTER TABLE %s OWNER TO mailvault_owner', r.obj);\n"
+	"  END LOOP;\n"
+	"  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+	"           WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relowner <> owner LOOP\n"
+	"    EXECUTE format('ALTER SEQUENCE %s OWNER TO mailvault_owner', r.obj);\n"
+	"  END LOOP;\n"
+	"  FOR r IN SELECT p.oid::regprocedure AS obj FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace\n"
+	"           WHERE n.nspname = 'public' AND p.proowner <> owner LOOP\n"
+	"    EXECUTE format('ALTER FUNCTION %s OWNER TO mailvault_owner', r.obj);\n"
+	"  END LOOP;\n"
+	"END $$";
+
+/* Folder names become the names people read (modified UTF-7 decoded); the messages of a renamed folder
+   are queued for re-indexing so folder: searches find them under the new name. */
+static int init_folder_names(PGconn *db, const char **error_r)
+{
+	PGresult *res = PQexecParams(db, "SELECT id, server_name, name FROM folders", 0, NULL, NULL, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		*error_r = db_error_set("cannot read folder names", PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	int renamed = 0, rc = 0;
+	for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+		char *shown = mailbox_display_name((const unsigned char *)PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1));
+		char *old = xstrndup(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2));
+		if (strcmp(shown, old) != 0) {
+			char id[24];
+			uint64_t v = 0;
+			/* binary results: the id is a big-endian int8 */
+			for (int k = 0; k < 8; k++)
+				v = (v << 8) | (unsigned char)PQgetvalue(res, i, 0)[k];
+			snprintf(id, sizeof(id), "%llu", (unsigned long long)v);
+			const char *p[] = { id, shown };
+			rc = db_exec(db, "UPDATE folders SET name = $2 WHERE id = $1", 2, p, error_r);
+			if (rc == 0)
+				rc = db_exec(db, "INSERT INTO index_queue (serial, op) SELECT DISTINCT message_serial, 'reindex' "
+					     "FROM locations WHERE folder_id = $1", 1, p, error_r);
+			if (rc == 0) {
+				printf("folder %s is now shown as %s\n", util_term(old), util_term(shown));
+				renamed++;
+			}
+		}
+		free(shown);
+		free(old);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Folder patterns became IMAP LIST wildcards: says which stored ones now mean something else. */
+static void init_warn_patterns(PGconn *db)
+{
+	const char *err;
+	PGresult *res = db_query(db, "SELECT a.name, p FROM accounts a, unnest(a.include_patterns || a.exclude_patterns) p "
+				 "ORDER BY 1, 2", 0, NULL, &err);
+	if (res == NULL)
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *pat = PQgetvalue(res, i, 1);
+		if (mailbox_pattern_was_glob(pat))
+			fprintf(stderr, "mailvault: warning: account %s: the folder pattern '%s' now follows IMAP LIST (only * "
+				"and %% are wildcards): its ?, [ ] and \\ are literal characters; see `mailvault account "
+				"list` for what it matches\n", util_term(PQgetvalue(res, i, 0)), util_term(pat));
+	}
+	PQclear(res);
+}
+
 /* Creates or migrates the schema. Idempotent: a second run applies nothing. */
 int cmd_init(struct cli *cli, int argc, char **argv)
 {
@@ -39,6 +116,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, &err) < 0)
 		goto fail;
 	int applied = 0, current = 0;
+	bool patterns_changed = false;
 	for (const struct migration *m = migrations; m->name != NULL; m++) {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", m->version);
@@ -54,11 +132,15 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 				goto fail;
 			printf("applied %s\n", m->name);
 			applied++;
+			patterns_changed |= m->version == 4;
 		}
 		current = m->version;
 	}
-	if (db_commit(db, &err) < 0)
+	if (init_folder_names(db, &err) < 0 || db_exec(db, init_sql_take_ownership, 0, NULL, &err) < 0 ||
+	    db_commit(db, &err) < 0)
 		goto fail;
+	if (patterns_changed)
+		init_warn_patterns(db);
 	/* the administrator may act as each program (SET ROLE) for a single-login setup */
 	PGresult *res = PQexec(db, "GRANT mailvault_ingest, mailvault_indexer, mailvault_retention TO CURRENT_USER");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
