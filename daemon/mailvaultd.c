@@ -9,42 +9,76 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reload_requested;
+/* --once exit statuses: everything archived; an account failed; some folders failed, the rest archived. */
+#define EXIT_ALL_ARCHIVED 0
+#define EXIT_ACCOUNT_FAILED 1
+#define EXIT_FOLDERS_FAILED 3
+
+/* Set by the main thread when SIGTERM or SIGINT arrives: workers finish the batch in hand and leave. */
+static atomic_int stop_requested;
+
+/* One loaded configuration, shared by the polls that started with it: a reload makes a new one and
+   never changes a configuration a running poll reads. */
+struct config_ref {
+	struct config *cfg;
+	unsigned refs;            /* under pool->lock */
+};
 
 /* Shared state of the worker pool. */
 struct pool {
-	struct config *cfg;
 	pthread_mutex_t lock;
+	struct config_ref *current;
 	bool once;
 	int *once_ids;            /* --once: the accounts to poll, handed out in order */
 	size_t once_count, once_next;
-	int failures;             /* --once: accounts that did not finish cleanly */
+	int failures;             /* --once: accounts that failed */
+	int partial;              /* --once: accounts with failed folders */
+	unsigned running;         /* workers that have not finished */
 	char lease_owner[256];
 };
 
-/* SIGTERM/SIGINT: finish the batch in hand, then stop. */
-static void on_stop(int sig)
+/* Takes a reference to the current configuration for one poll. */
+static struct config_ref *pool_config_get(struct pool *pool)
 {
-	(void)sig;
-	stop_requested = 1;
+	pthread_mutex_lock(&pool->lock);
+	struct config_ref *r = pool->current;
+	r->refs++;
+	pthread_mutex_unlock(&pool->lock);
+	return r;
 }
 
-/* SIGHUP: reload the configuration between polls. */
-static void on_hup(int sig)
+/* Drops a reference; the last one frees the configuration. */
+static void pool_config_put(struct pool *pool, struct config_ref *r)
 {
-	(void)sig;
-	reload_requested = 1;
+	pthread_mutex_lock(&pool->lock);
+	bool last = --r->refs == 0;
+	pthread_mutex_unlock(&pool->lock);
+	if (last) {
+		config_free(&r->cfg);
+		free(r);
+	}
+}
+
+/* Counts one account's outcome for --once. */
+static void pool_count(struct pool *pool, enum poll_outcome outcome)
+{
+	pthread_mutex_lock(&pool->lock);
+	if (outcome == POLL_FAILED)
+		pool->failures++;
+	else if (outcome == POLL_PARTIAL)
+		pool->partial++;
+	pthread_mutex_unlock(&pool->lock);
 }
 
 /* Columns every account query returns, in the order account_from_row() reads them. */
-#define ACCOUNT_COLUMNS "id, name, host, port, tls, username, auth, secret_ref, ca_file, poll_interval, " \
+#define ACCOUNT_COLUMNS "id, name, host, port, tls, username, auth, secret_name, ca_file, poll_interval, " \
 	"array_to_string(include_patterns, E'\\n'), array_to_string(exclude_patterns, E'\\n'), failures"
 
 /* Splits newline-separated patterns into a NULL-terminated array. */
@@ -79,7 +113,7 @@ static void account_from_row(PGresult *res, int row, struct account *a)
 	const char *auth = PQgetvalue(res, row, 6);
 	a->auth = strcmp(auth, "login") == 0 ? IMAP_AUTH_LOGIN : strcmp(auth, "xoauth2") == 0 ? IMAP_AUTH_XOAUTH2
 		: strcmp(auth, "oauthbearer") == 0 ? IMAP_AUTH_OAUTHBEARER : IMAP_AUTH_PLAIN;
-	a->secret_ref = xstrdup(PQgetvalue(res, row, 7));
+	a->secret_name = xstrdup(PQgetvalue(res, row, 7));
 	a->ca_file = PQgetisnull(res, row, 8) ? NULL : xstrdup(PQgetvalue(res, row, 8));
 	a->poll_interval = (unsigned)atoi(PQgetvalue(res, row, 9));
 	a->include = split_lines(PQgetvalue(res, row, 10));
@@ -88,10 +122,11 @@ static void account_from_row(PGresult *res, int row, struct account *a)
 }
 
 /* Leases the next due account (continuous mode) or the given one (--once). 1 leased, 0 none, -1 error. */
-static int lease_account(struct pool *pool, PGconn *db, int only_id, struct account *a, const char **error_r)
+static int lease_account(struct pool *pool, const struct config *cfg, PGconn *db, int only_id, struct account *a,
+			 const char **error_r)
 {
 	char s_lease[24], s_id[24];
-	snprintf(s_lease, sizeof(s_lease), "%u", pool->cfg->lease_seconds);
+	snprintf(s_lease, sizeof(s_lease), "%u", cfg->lease_seconds);
 	snprintf(s_id, sizeof(s_id), "%d", only_id);
 	const char *p[] = { pool->lease_owner, s_lease, s_id };
 	PGresult *res = db_query(db, only_id > 0
@@ -111,15 +146,17 @@ static int lease_account(struct pool *pool, PGconn *db, int only_id, struct acco
 	return n == 1;
 }
 
-/* Releases the lease and schedules the next poll; failures back off exponentially with jitter. */
+/* Releases the lease and schedules the next poll. A failed account backs off exponentially with jitter;
+   an account whose folders partly failed keeps its interval (each failed folder is retried then and
+   shows its error in status). */
 static void release_account(struct pool *pool, PGconn *db, const struct account *a, const struct poll_ctx *ctx,
-			    const char *error)
+			    enum poll_outcome outcome, const char *error)
 {
 	const char *err;
 	char s_id[24], s_delay[32], s_fail[24];
 	double delay = a->poll_interval;
-	int failures = error ? a->failures + 1 : 0;
-	if (error) {
+	int failures = outcome == POLL_FAILED ? a->failures + 1 : 0;
+	if (outcome == POLL_FAILED) {
 		/* 30 s, 60 s, 120 s ... capped at the poll interval (and at an hour), +/- 20 % jitter */
 		double backoff = 30.0 * (double)(1u << (failures < 8 ? failures - 1 : 7));
 		if (backoff > 3600)
@@ -133,12 +170,12 @@ static void release_account(struct pool *pool, PGconn *db, const struct account 
 	snprintf(s_id, sizeof(s_id), "%d", a->id);
 	snprintf(s_delay, sizeof(s_delay), "%.3f", delay);
 	snprintf(s_fail, sizeof(s_fail), "%d", failures);
-	const char *p[] = { s_id, pool->lease_owner, s_delay, s_fail, error };
+	const char *p[] = { s_id, pool->lease_owner, s_delay, s_fail, error, outcome == POLL_FAILED ? "f" : "t" };
 	if (db_exec(db, "UPDATE accounts SET lease_owner = NULL, lease_expires = NULL, failures = $4, "
 		    "next_poll = now() + make_interval(secs => $3::double precision), "
-		    "last_success = CASE WHEN $5::text IS NULL THEN now() ELSE last_success END, "
+		    "last_success = CASE WHEN $6::boolean THEN now() ELSE last_success END, "
 		    "last_error = $5, last_error_at = CASE WHEN $5::text IS NULL THEN last_error_at ELSE now() END "
-		    "WHERE id = $1 AND lease_owner = $2", 5, p, &err) < 0)
+		    "WHERE id = $1 AND lease_owner = $2", 6, p, &err) < 0)
 		log_error("cannot release account %s: %s", a->name, err);
 }
 
@@ -173,6 +210,13 @@ static void reclaim_dead_leases(struct pool *pool, PGconn *db)
 	PQclear(res);
 }
 
+/* Sleeps up to seconds, waking early when a stop is requested. */
+static void worker_nap(unsigned seconds)
+{
+	for (unsigned i = 0; i < seconds && !atomic_load(&stop_requested); i++)
+		sleep(1);
+}
+
 /* One worker: lease, poll, release, until told to stop. */
 static void *worker_main(void *arg)
 {
@@ -180,12 +224,15 @@ static void *worker_main(void *arg)
 	const char *err;
 	PGconn *db = NULL;
 	unsigned idle = 0;
-	while (!stop_requested) {
+	while (!atomic_load(&stop_requested)) {
+		struct config_ref *cref = pool_config_get(pool);
+		const struct config *cfg = cref->cfg;
 		if (db_conn_lost(db)) {
 			db_close(&db);
-			db = db_connect(config_conninfo_for(pool->cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+			db = db_connect(config_conninfo_for(cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
 			if (db == NULL) {
 				log_error("%s", err);
+				pool_config_put(pool, cref);
 				if (pool->once) {
 					pthread_mutex_lock(&pool->lock);
 					pool->failures += (int)(pool->once_count - pool->once_next);
@@ -193,7 +240,7 @@ static void *worker_main(void *arg)
 					pthread_mutex_unlock(&pool->lock);
 					break;
 				}
-				sleep(5);
+				worker_nap(5);
 				continue;
 			}
 		}
@@ -202,63 +249,82 @@ static void *worker_main(void *arg)
 			pthread_mutex_lock(&pool->lock);
 			only_id = pool->once_next < pool->once_count ? pool->once_ids[pool->once_next++] : -1;
 			pthread_mutex_unlock(&pool->lock);
-			if (only_id < 0)
+			if (only_id < 0) {
+				pool_config_put(pool, cref);
 				break;
+			}
 		}
 		struct account a;
-		int r = lease_account(pool, db, only_id, &a, &err);
-		if (r < 0) {
-			log_error("cannot lease an account: %s", err);
-			if (pool->once) {
-				pthread_mutex_lock(&pool->lock);
-				pool->failures++;
-				pthread_mutex_unlock(&pool->lock);
-			} else {
-				sleep(5);
-			}
-			continue;
-		}
-		if (r == 0) {
-			if (pool->once) {
+		int r = lease_account(pool, cfg, db, only_id, &a, &err);
+		if (r <= 0) {
+			if (r < 0)
+				log_error("cannot lease an account: %s", err);
+			else if (pool->once)
 				log_error("account id %d is being polled by another mailvaultd (or was disabled)", only_id);
-				pthread_mutex_lock(&pool->lock);
-				pool->failures++;
-				pthread_mutex_unlock(&pool->lock);
+			pool_config_put(pool, cref);
+			if (pool->once) {
+				pool_count(pool, POLL_FAILED);
 				continue;
 			}
 			/* nothing due: look again soon (new accounts and expired leases show up here) */
-			for (unsigned i = 0; i < (idle < 5 ? 1u + idle : 5u) && !stop_requested; i++)
-				sleep(1);
+			worker_nap(r < 0 ? 5 : idle < 5 ? 1 + idle : 5);
 			idle++;
 			continue;
 		}
 		idle = 0;
-		struct poll_ctx ctx = { .cfg = pool->cfg, .db = db, .lease_owner = pool->lease_owner,
-					.stop = &stop_requested };
+		struct poll_ctx ctx = { .cfg = cfg, .db = db, .lease_owner = pool->lease_owner, .stop = &stop_requested };
 		char *error = NULL;
 		double t0 = util_now();
-		int rc = account_poll(&ctx, &a, &error);
-		if (rc < 0)
-			log_error("%s", error);
+		enum poll_outcome outcome = account_poll(&ctx, &a, &error);
+		if (outcome == POLL_FAILED)
+			log_error("account %s: %s", a.name, error);
+		else if (outcome == POLL_PARTIAL)
+			log_warn("account %s: polled in %.1f s, but %s", a.name, util_now() - t0, error);
 		else
 			log_info("account %s: poll finished in %.1f s", a.name, util_now() - t0);
 		if (db_conn_lost(db)) {
 			/* the release must still happen: reconnect once for it */
 			db_close(&db);
-			db = db_connect(config_conninfo_for(pool->cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+			db = db_connect(config_conninfo_for(cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
 		}
 		if (db != NULL)
-			release_account(pool, db, &a, &ctx, rc < 0 ? error : NULL);
-		if (rc < 0 && pool->once) {
-			pthread_mutex_lock(&pool->lock);
-			pool->failures++;
-			pthread_mutex_unlock(&pool->lock);
-		}
+			release_account(pool, db, &a, &ctx, outcome, error);
+		if (pool->once)
+			pool_count(pool, outcome);
 		free(error);
 		account_free(&a);
+		pool_config_put(pool, cref);
 	}
 	db_close(&db);
+	pthread_mutex_lock(&pool->lock);
+	pool->running--;
+	pthread_mutex_unlock(&pool->lock);
 	return NULL;
+}
+
+/* SIGHUP: a new configuration for the polls that start from now on. */
+static void pool_reload(struct pool *pool, const char *cfg_path)
+{
+	char *cerr;
+	struct config *fresh = config_load(cfg_path, &cerr);
+	if (fresh == NULL) {
+		log_error("reload failed, keeping the running configuration: %s", cerr);
+		free(cerr);
+		return;
+	}
+	struct config_ref *r = xcalloc(1, sizeof(*r));
+	r->cfg = fresh;
+	r->refs = 1;
+	pthread_mutex_lock(&pool->lock);
+	struct config_ref *old = pool->current;
+	pool->current = r;
+	unsigned old_workers = old->cfg->workers;
+	pthread_mutex_unlock(&pool->lock);
+	log_set_level(fresh->log_level);
+	if (fresh->workers != old_workers)
+		log_warn("a change of workers takes effect at the next restart");
+	pool_config_put(pool, old);
+	log_info("configuration reloaded from %s", cfg_path);
 }
 
 int main(int argc, char **argv)
@@ -266,13 +332,17 @@ int main(int argc, char **argv)
 	bool once;
 	int status;
 	struct pool pool = { 0 };
-	pool.cfg = program_start(argc, argv, "mailvaultd",
-				 "poll every enabled account once and exit (0 only if all succeeded)", &once, &status);
-	if (pool.cfg == NULL)
+	struct config *cfg = program_start(argc, argv, "mailvaultd",
+					   "poll every enabled account once and exit: 0 if everything was archived, 3 if "
+					   "some folders failed (each recorded) and the rest were archived, 1 if an "
+					   "account failed", &once, &status);
+	if (cfg == NULL)
 		return status;
 	pool.once = once;
-	const char *cfg_path = pool.cfg->path;
-	char *cerr;
+	char *cfg_path = xstrdup(cfg->path);
+	pool.current = xcalloc(1, sizeof(*pool.current));
+	pool.current->cfg = cfg;
+	pool.current->refs = 1;
 	msg_headers_init();
 	pthread_mutex_init(&pool.lock, NULL);
 	char host[128];
@@ -281,16 +351,18 @@ int main(int argc, char **argv)
 	snprintf(pool.lease_owner, sizeof(pool.lease_owner), "%s/%ld/%ld", host, (long)getpid(), (long)time(NULL));
 	srand((unsigned)(getpid() ^ time(NULL)));
 
-	struct sigaction sa = { .sa_handler = on_stop };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
+	/* the signals are taken by sigtimedwait() in this thread only: no handler races, and every thread
+	   started below inherits the mask */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	const char *err;
-	PGconn *db = db_connect(config_conninfo_for(pool.cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
+	PGconn *db = db_connect(config_conninfo_for(cfg, "ingest"), "mailvaultd", "mailvault_ingest", &err);
 	if (db == NULL)
 		log_fatal("%s", err);
 	reclaim_dead_leases(&pool, db);
@@ -306,57 +378,59 @@ int main(int argc, char **argv)
 	}
 	db_close(&db);
 
-	unsigned nworkers = pool.cfg->workers;
+	unsigned nworkers = cfg->workers;
 	if (once && pool.once_count < nworkers)
 		nworkers = pool.once_count ? (unsigned)pool.once_count : 1;
 	log_info("starting %u workers%s", nworkers, once ? " (one pass)" : "");
-	/* workers must not take the signals: the main thread notes them */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
 	pthread_t *threads = xcalloc(nworkers, sizeof(pthread_t));
-	for (unsigned i = 0; i < nworkers; i++)
-		pthread_create(&threads[i], NULL, worker_main, &pool);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-
-	if (!once) {
-		while (!stop_requested) {
-			pause();
-			if (reload_requested) {
-				reload_requested = 0;
-				struct config *fresh = config_load(cfg_path, &cerr);
-				if (fresh == NULL) {
-					log_error("reload failed, keeping the running configuration: %s", cerr);
-					free(cerr);
-					continue;
-				}
-				/* settings read per poll take effect at each worker's next account */
-				log_set_level(fresh->log_level);
-				pool.cfg->batch_messages = fresh->batch_messages;
-				pool.cfg->batch_bytes = fresh->batch_bytes;
-				pool.cfg->max_message_bytes = fresh->max_message_bytes;
-				pool.cfg->timeout = fresh->timeout;
-				pool.cfg->log_level = fresh->log_level;
-				if (fresh->workers != pool.cfg->workers)
-					log_warn("a change of workers takes effect at the next restart");
-				config_free(&fresh);
-				log_info("configuration reloaded from %s", cfg_path);
-			}
+	unsigned started = 0;
+	for (unsigned i = 0; i < nworkers; i++) {
+		pthread_mutex_lock(&pool.lock);
+		pool.running++;
+		pthread_mutex_unlock(&pool.lock);
+		int e = pthread_create(&threads[started], NULL, worker_main, &pool);
+		if (e != 0) {
+			pthread_mutex_lock(&pool.lock);
+			pool.running--;
+			pthread_mutex_unlock(&pool.lock);
+			log_error("cannot start worker %u: %s", i + 1, strerror(e));
+			continue;
 		}
-		log_info("stopping: finishing the batches in hand");
+		started++;
 	}
-	for (unsigned i = 0; i < nworkers; i++)
+	if (started == 0) {
+		log_error("no worker could be started");
+		return EXIT_ACCOUNT_FAILED;
+	}
+
+	/* the main thread waits for signals, and in --once mode for the workers to finish */
+	for (;;) {
+		pthread_mutex_lock(&pool.lock);
+		unsigned running = pool.running;
+		pthread_mutex_unlock(&pool.lock);
+		if (running == 0 || (!once && atomic_load(&stop_requested)))
+			break;
+		struct timespec tick = { .tv_sec = 0, .tv_nsec = 200 * 1000 * 1000 };
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			if (!atomic_exchange(&stop_requested, 1))
+				log_info("stopping: finishing the batches in hand");
+		} else if (sig == SIGHUP && !once) {
+			pool_reload(&pool, cfg_path);
+		}
+	}
+	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	free(threads);
-	int failures = pool.failures;
+	int failures = pool.failures, partial = pool.partial;
 	free(pool.once_ids);
-	config_free(&pool.cfg);
+	pool_config_put(&pool, pool.current);
+	free(cfg_path);
 	if (once) {
-		log_info("one pass done: %zu accounts, %d failed", pool.once_count, failures);
-		return failures == 0 && !stop_requested ? 0 : 1;
+		log_info("one pass done: %zu accounts, %d failed, %d with failed folders", pool.once_count, failures, partial);
+		if (failures > 0 || atomic_load(&stop_requested))
+			return EXIT_ACCOUNT_FAILED;
+		return partial > 0 ? EXIT_FOLDERS_FAILED : EXIT_ALL_ARCHIVED;
 	}
 	log_info("stopped");
 	return 0;

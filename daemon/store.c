@@ -1,4 +1,4 @@
-/* Stores fetched batches: one transaction each, pipelined through libpq, nothing stored twice. */
+/* Stores fetched batches: one transaction each, pipelined through libpq, nothing stored twice, nothing wedged. */
 #include "poller.h"
 #include "db.h"
 #include "log.h"
@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-/* Blob and message in one statement; both keyed by SHA-256, so a repeat inserts nothing. */
+/* Blob and message in one statement; both keyed by SHA-256, so a repeat inserts nothing. The database
+   checks that the key is the hash of the bytes. */
 static const char store_sql_message[] =
 	"WITH b AS (INSERT INTO blobs (sha256, size, raw) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING) "
 	"INSERT INTO messages (sha256, message_id, date, from_addr, to_addr, cc_addr, subject, size, header_error) "
@@ -21,22 +22,96 @@ static const char store_sql_location[] =
 	"INSERT INTO locations (message_serial, folder_id, uidvalidity, uid, internaldate, flags) "
 	"SELECT serial, $2, $3, $4, $5, $6 FROM messages WHERE sha256 = $1 RETURNING id";
 static const char store_sql_skipped[] =
-	"INSERT INTO ingest_errors (account_id, folder_id, uidvalidity, uid, size, reason) "
-	"VALUES ($1, $2, $3, $4, $5, $6)";
-static const char store_sql_watermark[] =
-	"UPDATE folders SET last_uid = $2 WHERE id = $1 AND last_uid < $2";
+	"INSERT INTO ingest_errors (account_id, folder_id, uidvalidity, uid, size, reason, retry, sha256, kind) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/* Only forward, only to a UID this transaction stored: the database checks both. */
+static const char store_sql_watermark[] = "SELECT mailvault_folder_advance($1, $2, $3)";
 /* Renewing the lease inside the batch's transaction proves we still own the account. */
 static const char store_sql_lease[] =
 	"UPDATE accounts SET lease_expires = now() + make_interval(secs => $3) "
 	"WHERE id = $1 AND lease_owner = $2 RETURNING id";
 
-/* Per-message values computed before the transaction (hash and headers). */
+/* Per-message values computed before the transaction (hash and headers), as statement parameters. */
 struct store_prep {
 	struct fetched_msg *msg;
 	unsigned char sha[SHA256_LEN];
 	struct msg_headers h;
-	char date[40];
+	char date[40], size[24], uid[24];
 };
+
+/* Parameters of one batch's statements, shared by the fast and the careful path. */
+struct store_ctx {
+	PGconn *db;
+	struct store_batch *b;
+	struct store_prep *prep;
+	char acct[24], folder[24], uv[24], last[24], lease[24];
+	const char *lease_owner;
+};
+
+/* Which statement of the pipeline failed, and how. */
+enum store_failure { STORE_FAILED_NONE, STORE_FAILED_RETRY, STORE_FAILED_LEASE, STORE_FAILED_CONTENT, STORE_FAILED_DB };
+
+/* Fills the message statement's parameters (headers NULL and header_error set: the fallback form). */
+static void store_message_params(const struct store_prep *p, const char *without_headers, const char *v[10],
+				 int l[10], int f[10])
+{
+	memset(l, 0, 10 * sizeof(int));
+	memset(f, 0, 10 * sizeof(int));
+	v[0] = (const char *)p->sha;
+	v[1] = p->size;
+	v[2] = (const char *)p->msg->raw;
+	for (int k = 3; k < 9; k++)
+		v[k] = NULL;
+	if (without_headers == NULL) {
+		v[3] = p->h.message_id;
+		v[4] = p->h.has_date ? p->date : NULL;
+		v[5] = p->h.from;
+		v[6] = p->h.to;
+		v[7] = p->h.cc;
+		v[8] = p->h.subject;
+	}
+	v[9] = without_headers ? without_headers : p->h.error;
+	l[0] = SHA256_LEN;
+	l[2] = (int)p->msg->size;
+	f[0] = f[2] = 1;
+}
+
+/* Fills the location statement's parameters. */
+static void store_location_params(const struct store_ctx *sc, const struct store_prep *p, const char *v[6], int l[6],
+				  int f[6])
+{
+	memset(l, 0, 6 * sizeof(int));
+	memset(f, 0, 6 * sizeof(int));
+	v[0] = (const char *)p->sha;
+	v[1] = sc->folder;
+	v[2] = sc->uv;
+	v[3] = p->uid;
+	v[4] = p->msg->internaldate;
+	v[5] = p->msg->flags;
+	l[0] = SHA256_LEN;
+	f[0] = 1;
+}
+
+/* Fills an ingest_errors row's parameters; s_uid and s_size are the caller's buffers. */
+static void store_skipped_params(const struct store_ctx *sc, const struct skipped_msg *s, char *s_uid, char *s_size,
+				 const char *v[9], int l[9], int f[9])
+{
+	memset(l, 0, 9 * sizeof(int));
+	memset(f, 0, 9 * sizeof(int));
+	snprintf(s_uid, 24, "%llu", (unsigned long long)s->uid);
+	snprintf(s_size, 24, "%llu", (unsigned long long)s->size);
+	v[0] = sc->acct;
+	v[1] = sc->folder;
+	v[2] = sc->uv;
+	v[3] = s_uid;
+	v[4] = s_size;
+	v[5] = s->reason;
+	v[6] = s->retry ? "true" : "false";
+	v[7] = s->have_sha256 ? (const char *)s->sha256 : NULL;
+	v[8] = s->kind ? s->kind : "other";
+	l[7] = SHA256_LEN;
+	f[7] = 1;
+}
 
 /* Queues one statement in the pipeline. */
 static int store_send(PGconn *db, const char *sql, int n, const char *const *vals, const int *lens,
@@ -49,145 +124,123 @@ static int store_send(PGconn *db, const char *sql, int n, const char *const *val
 	return 0;
 }
 
-/* Reads one statement's result from the pipeline; expect_rows < 0 means any. A deadlock or
-   serialization failure sets *retry_r: the whole batch may simply be tried again. */
-static int store_recv(PGconn *db, int expect_rows, const char *what, const char **error_r, bool *retry_r)
+/* Reads one statement's result from the pipeline; expect_rows < 0 means any. */
+static enum store_failure store_recv(PGconn *db, int expect_rows, const char *what, const char **error_r)
 {
 	PGresult *res = PQgetResult(db);
-	int ok = 0;
+	enum store_failure failure = STORE_FAILED_NONE;
 	if (res == NULL) {
 		*error_r = db_error_set("pipeline out of step", what);
-		return -1;
+		return STORE_FAILED_DB;
 	}
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
-			*retry_r = true;
+			failure = STORE_FAILED_RETRY;
+		else
+			failure = STORE_FAILED_CONTENT;
 		if (st != PGRES_PIPELINE_ABORTED)
 			*error_r = db_error_set(what, PQresultErrorMessage(res));
 		else
 			*error_r = db_error_set(what, "skipped after an earlier error");
-		ok = -1;
 	} else if (expect_rows >= 0 && PQntuples(res) != expect_rows) {
 		*error_r = db_error_set(what, "unexpected row count");
-		ok = -1;
+		failure = STORE_FAILED_CONTENT;
 	}
 	PQclear(res);
 	/* each result is followed by a NULL */
 	res = PQgetResult(db);
 	PQclear(res);
-	return ok;
+	return failure;
 }
 
-/* Stores one batch atomically. */
-int store_batch(struct poll_ctx *ctx, const struct account *acct, int64_t folder_id, uint64_t uidvalidity,
-		struct fetched_msg *msgs, size_t nmsgs, const struct skipped_msg *skipped, size_t nskipped,
-		uint64_t new_last_uid, const char **error_r, bool *retry_r)
+/* The whole batch in one pipelined round trip. */
+static enum store_failure store_pipelined(struct store_ctx *sc, char **error_r)
 {
-	PGconn *db = ctx->db;
-	*retry_r = false;
-	struct store_prep *prep = xcalloc(nmsgs ? nmsgs : 1, sizeof(*prep));
-	char s_acct[24], s_folder[24], s_uv[24], s_last[24], s_lease[24];
-	int rc = -1, sent = 0;
-	snprintf(s_acct, sizeof(s_acct), "%d", acct->id);
-	snprintf(s_folder, sizeof(s_folder), "%lld", (long long)folder_id);
-	snprintf(s_uv, sizeof(s_uv), "%llu", (unsigned long long)uidvalidity);
-	snprintf(s_last, sizeof(s_last), "%llu", (unsigned long long)new_last_uid);
-	snprintf(s_lease, sizeof(s_lease), "%u", ctx->cfg->lease_seconds);
-
-	for (size_t i = 0; i < nmsgs; i++) {
-		prep[i].msg = &msgs[i];
-		sha256_digest(msgs[i].raw, msgs[i].size, prep[i].sha);
-		msg_headers_parse(msgs[i].raw, msgs[i].size, &prep[i].h);
-		if (prep[i].h.has_date) {
-			time_t t = (time_t)prep[i].h.date;
-			struct tm tm;
-			gmtime_r(&t, &tm);
-			strftime(prep[i].date, sizeof(prep[i].date), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		}
-	}
-
+	PGconn *db = sc->db;
+	struct store_batch *b = sc->b;
+	const char *err = NULL;
+	int sent = 0;
+	/* what each statement is, to read the results back in order */
+	enum { Q_OTHER, Q_LEASE, Q_MESSAGE, Q_LOCATION } *kinds = xcalloc(3 * b->nmsgs + b->nskipped + 8, sizeof(*kinds));
 	if (PQenterPipelineMode(db) != 1) {
-		*error_r = db_error_set("cannot enter pipeline mode", PQerrorMessage(db));
-		goto out;
+		*error_r = xstrdup(db_error_set("cannot enter pipeline mode", PQerrorMessage(db)));
+		free(kinds);
+		return STORE_FAILED_DB;
 	}
-	const char *lease_vals[] = { s_acct, ctx->lease_owner, s_lease };
-	if (store_send(db, "BEGIN", 0, NULL, NULL, NULL, error_r) < 0 ||
-	    store_send(db, store_sql_lease, 3, lease_vals, NULL, NULL, error_r) < 0)
+	const char *lease_vals[] = { sc->acct, sc->lease_owner, sc->lease };
+	if (store_send(db, "BEGIN", 0, NULL, NULL, NULL, &err) < 0)
 		goto abort;
-	sent = 2;
-	for (size_t i = 0; i < nmsgs; i++) {
-		struct store_prep *p = &prep[i];
-		char s_size[24], s_uid[24];
-		snprintf(s_size, sizeof(s_size), "%zu", p->msg->size);
-		snprintf(s_uid, sizeof(s_uid), "%llu", (unsigned long long)p->msg->uid);
-		const char *mv[] = { (const char *)p->sha, s_size, (const char *)p->msg->raw, p->h.message_id,
-				     p->h.has_date ? p->date : NULL, p->h.from, p->h.to, p->h.cc, p->h.subject,
-				     p->h.error };
-		int ml[10] = { SHA256_LEN, 0, (int)p->msg->size };
-		int mf[10] = { 1, 0, 1 };
-		const char *lv[] = { (const char *)p->sha, s_folder, s_uv, s_uid, p->msg->internaldate, p->msg->flags };
-		int ll[6] = { SHA256_LEN };
-		int lf[6] = { 1 };
-		if (store_send(db, store_sql_message, 10, mv, ml, mf, error_r) < 0 ||
-		    store_send(db, store_sql_location, 6, lv, ll, lf, error_r) < 0)
+	kinds[sent++] = Q_OTHER;
+	if (store_send(db, store_sql_lease, 3, lease_vals, NULL, NULL, &err) < 0)
+		goto abort;
+	kinds[sent++] = Q_LEASE;
+	for (size_t i = 0; i < b->nmsgs; i++) {
+		struct store_prep *p = &sc->prep[i];
+		const char *mv[10], *lv[6];
+		int ml[10], mf[10], ll[6], lf[6];
+		store_message_params(p, NULL, mv, ml, mf);
+		if (store_send(db, store_sql_message, 10, mv, ml, mf, &err) < 0)
 			goto abort;
-		sent += 2;
+		kinds[sent++] = Q_MESSAGE;
+		if (p->msg->no_location)
+			continue;
+		store_location_params(sc, p, lv, ll, lf);
+		if (store_send(db, store_sql_location, 6, lv, ll, lf, &err) < 0)
+			goto abort;
+		kinds[sent++] = Q_LOCATION;
 	}
-	for (size_t i = 0; i < nskipped; i++) {
+	for (size_t i = 0; i < b->nskipped; i++) {
 		char s_uid[24], s_size[24];
-		snprintf(s_uid, sizeof(s_uid), "%llu", (unsigned long long)skipped[i].uid);
-		snprintf(s_size, sizeof(s_size), "%llu", (unsigned long long)skipped[i].size);
-		const char *ev[] = { s_acct, s_folder, s_uv, s_uid, s_size, skipped[i].reason };
-		if (store_send(db, store_sql_skipped, 6, ev, NULL, NULL, error_r) < 0)
+		const char *ev[9];
+		int el[9], ef[9];
+		store_skipped_params(sc, &b->skipped[i], s_uid, s_size, ev, el, ef);
+		if (store_send(db, store_sql_skipped, 9, ev, el, ef, &err) < 0)
 			goto abort;
-		sent++;
+		kinds[sent++] = Q_OTHER;
 	}
-	const char *wv[] = { s_folder, s_last };
 	/* wakes the indexer when the transaction commits */
-	if (nmsgs > 0) {
-		if (store_send(db, "NOTIFY mailvault_new_mail", 0, NULL, NULL, NULL, error_r) < 0)
+	if (b->nmsgs > 0) {
+		if (store_send(db, "NOTIFY mailvault_new_mail", 0, NULL, NULL, NULL, &err) < 0)
 			goto abort;
-		sent++;
+		kinds[sent++] = Q_OTHER;
 	}
-	if (store_send(db, store_sql_watermark, 2, wv, NULL, NULL, error_r) < 0 ||
-	    store_send(db, "COMMIT", 0, NULL, NULL, NULL, error_r) < 0 || PQpipelineSync(db) != 1)
+	if (b->new_last_uid > 0) {
+		const char *wv[] = { sc->folder, sc->uv, sc->last };
+		if (store_send(db, store_sql_watermark, 3, wv, NULL, NULL, &err) < 0)
+			goto abort;
+		kinds[sent++] = Q_OTHER;
+	}
+	if (store_send(db, "COMMIT", 0, NULL, NULL, NULL, &err) < 0 || PQpipelineSync(db) != 1)
 		goto abort;
-	sent += 2;
+	kinds[sent++] = Q_OTHER;
 
-	/* read back in order: BEGIN, lease, (message, location)*, skipped*, watermark, COMMIT */
-	int failed = 0;
-	const char *first_error = NULL;
+	enum store_failure failed = STORE_FAILED_NONE;
 	for (int i = 0; i < sent; i++) {
-		int expect = -1;
-		const char *what = "batch statement";
-		if (i == 1) {
-			expect = 1;
-			what = "lease renewal (another poller owns this account now)";
-		} else if (i >= 2 && i < 2 + 2 * (int)nmsgs) {
-			if ((i - 2) % 2 == 1)
-				expect = 1;
-			what = (i - 2) % 2 == 0 ? "storing message" : "recording provenance";
-		}
-		if (store_recv(db, expect, what, error_r, retry_r) < 0 && !failed) {
-			failed = 1;
-			first_error = xstrdup(*error_r);
+		int expect = kinds[i] == Q_LEASE || kinds[i] == Q_LOCATION ? 1 : -1;
+		const char *what = kinds[i] == Q_LEASE ? "lease renewal (another poller owns this account now)"
+				 : kinds[i] == Q_MESSAGE ? "storing message" : kinds[i] == Q_LOCATION ? "recording provenance"
+				 : "batch statement";
+		enum store_failure f = store_recv(db, expect, what, &err);
+		if (f != STORE_FAILED_NONE && failed == STORE_FAILED_NONE) {
+			failed = kinds[i] == Q_LEASE && f == STORE_FAILED_CONTENT ? STORE_FAILED_LEASE : f;
+			*error_r = xstrdup(err);
 		}
 	}
 	PGresult *syncres = PQgetResult(db); /* PGRES_PIPELINE_SYNC */
 	PQclear(syncres);
 	PQexitPipelineMode(db);
-	if (failed) {
+	free(kinds);
+	if (failed != STORE_FAILED_NONE) {
 		db_rollback(db);
-		*error_r = db_error_set(first_error, NULL);
-		free((char *)first_error);
-		goto out;
+		if (db_conn_lost(db))
+			failed = STORE_FAILED_DB;
 	}
-	rc = 0;
-	goto out;
+	return failed;
 abort:
 	/* a send failed: drain what was queued, then make sure no transaction stays open */
+	*error_r = xstrdup(err ? err : "cannot queue statement");
 	PQpipelineSync(db);
 	for (;;) {
 		PGresult *r = PQgetResult(db);
@@ -203,9 +256,177 @@ abort:
 	}
 	PQexitPipelineMode(db);
 	db_rollback(db);
-out:
-	for (size_t i = 0; i < nmsgs; i++)
-		msg_headers_free(&prep[i].h);
-	free(prep);
-	return rc;
+	free(kinds);
+	return STORE_FAILED_DB;
+}
+
+/* Runs one statement of the careful path; the result (rows) or NULL with *error_r. */
+static PGresult *store_exec(PGconn *db, const char *sql, int n, const char *const *v, const int *l, const int *f,
+			    const char **error_r)
+{
+	PGresult *res = PQexecParams(db, sql, n, NULL, v, l, f, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		*error_r = db_error_set("database", PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Runs a statement whose rows are not needed; 0 or -1 with *error_r. */
+static int store_do(PGconn *db, const char *sql, int n, const char *const *v, const int *l, const int *f,
+		    const char **error_r)
+{
+	PGresult *res = store_exec(db, sql, n, v, l, f, error_r);
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/* Stores one message in a savepoint: whole; else without its parsed header fields; else records why it
+   cannot be stored (asked for again at later polls). 0, or -1 if even that failed. */
+static int store_one_carefully(struct store_ctx *sc, struct store_prep *p)
+{
+	PGconn *db = sc->db;
+	const char *err = "", *v[10];
+	int l[10], f[10];
+	char *why = NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (store_do(db, "SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0)
+			return -1;
+		store_message_params(p, why, v, l, f);
+		int ok = store_do(db, store_sql_message, 10, v, l, f, &err) == 0;
+		if (ok && !p->msg->no_location) {
+			const char *lv[6];
+			int ll[6], lf[6];
+			store_location_params(sc, p, lv, ll, lf);
+			PGresult *res = store_exec(db, store_sql_location, 6, lv, ll, lf, &err);
+			ok = res != NULL && PQntuples(res) == 1;
+			if (res != NULL && !ok)
+				err = "the message row is missing";
+			PQclear(res);
+		}
+		if (ok) {
+			free(why);
+			return store_do(db, "RELEASE SAVEPOINT msg", 0, NULL, NULL, NULL, &err);
+		}
+		if (store_do(db, "ROLLBACK TO SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0) {
+			free(why);
+			return -1;
+		}
+		if (attempt == 0) {
+			/* a header field PostgreSQL refused (an index limit, an encoding): keep the bytes without it */
+			why = xasprintf("parsed header fields not stored, PostgreSQL refused them: %s", err);
+			log_warn("UID %s: %s", p->uid, why);
+		}
+	}
+	free(why);
+	struct skipped_msg s = { .uid = p->msg->uid, .size = p->msg->size, .retry = true, .kind = "refused",
+				 .reason = xasprintf("PostgreSQL refused to store it: %s", err) };
+	memcpy(s.sha256, p->sha, SHA256_LEN);
+	log_error("UID %s cannot be stored, recorded in ingest_errors: %s", p->uid, s.reason);
+	char s_uid[24], s_size[24];
+	const char *ev[9];
+	int el[9], ef[9];
+	store_skipped_params(sc, &s, s_uid, s_size, ev, el, ef);
+	int r = store_do(db, store_sql_skipped, 9, ev, el, ef, &err);
+	free(s.reason);
+	return r;
+}
+
+/* The batch again, statement by statement, each message in a savepoint, so one message PostgreSQL
+   refuses is recorded and the rest are stored. */
+static enum store_failure store_carefully(struct store_ctx *sc, char **error_r)
+{
+	PGconn *db = sc->db;
+	struct store_batch *b = sc->b;
+	const char *err = "";
+	const char *lease_vals[] = { sc->acct, sc->lease_owner, sc->lease };
+	if (store_do(db, "BEGIN", 0, NULL, NULL, NULL, &err) < 0)
+		goto fail;
+	PGresult *res = store_exec(db, store_sql_lease, 3, lease_vals, NULL, NULL, &err);
+	if (res == NULL)
+		goto fail;
+	int leased = PQntuples(res);
+	PQclear(res);
+	if (leased != 1) {
+		db_rollback(db);
+		*error_r = xstrdup("lease renewal: another poller owns this account now");
+		return STORE_FAILED_LEASE;
+	}
+	for (size_t i = 0; i < b->nmsgs; i++)
+		if (store_one_carefully(sc, &sc->prep[i]) < 0)
+			goto fail;
+	for (size_t i = 0; i < b->nskipped; i++) {
+		char s_uid[24], s_size[24];
+		const char *ev[9];
+		int el[9], ef[9];
+		store_skipped_params(sc, &b->skipped[i], s_uid, s_size, ev, el, ef);
+		if (store_do(db, store_sql_skipped, 9, ev, el, ef, &err) < 0)
+			goto fail;
+	}
+	const char *wv[] = { sc->folder, sc->uv, sc->last };
+	if ((b->nmsgs > 0 && store_do(db, "NOTIFY mailvault_new_mail", 0, NULL, NULL, NULL, &err) < 0) ||
+	    (b->new_last_uid > 0 && store_do(db, store_sql_watermark, 3, wv, NULL, NULL, &err) < 0) ||
+	    store_do(db, "COMMIT", 0, NULL, NULL, NULL, &err) < 0)
+		goto fail;
+	return STORE_FAILED_NONE;
+fail:
+	*error_r = xstrdup(err);
+	db_rollback(db);
+	return db_conn_lost(db) ? STORE_FAILED_DB : STORE_FAILED_CONTENT;
+}
+
+/* Stores one batch atomically, falling back to the careful path when PostgreSQL refuses its content. */
+int store_batch(struct poll_ctx *ctx, const struct account *acct, struct store_batch *b, const char **error_r)
+{
+	struct store_ctx sc = { .db = ctx->db, .b = b, .lease_owner = ctx->lease_owner };
+	sc.prep = xcalloc(b->nmsgs ? b->nmsgs : 1, sizeof(*sc.prep));
+	snprintf(sc.acct, sizeof(sc.acct), "%d", acct->id);
+	snprintf(sc.folder, sizeof(sc.folder), "%lld", (long long)b->folder_id);
+	snprintf(sc.uv, sizeof(sc.uv), "%llu", (unsigned long long)b->uidvalidity);
+	snprintf(sc.last, sizeof(sc.last), "%llu", (unsigned long long)b->new_last_uid);
+	snprintf(sc.lease, sizeof(sc.lease), "%u", ctx->cfg->lease_seconds);
+	for (size_t i = 0; i < b->nmsgs; i++) {
+		struct store_prep *p = &sc.prep[i];
+		p->msg = &b->msgs[i];
+		sha256_digest(p->msg->raw, p->msg->size, p->sha);
+		msg_headers_parse(p->msg->raw, p->msg->size, &p->h);
+		snprintf(p->size, sizeof(p->size), "%zu", p->msg->size);
+		snprintf(p->uid, sizeof(p->uid), "%llu", (unsigned long long)p->msg->uid);
+		if (p->h.has_date) {
+			time_t t = (time_t)p->h.date;
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(p->date, sizeof(p->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+	}
+	char *err = NULL;
+	enum store_failure f = STORE_FAILED_RETRY;
+	/* two pollers storing the same new message may deadlock; PostgreSQL aborts one: try it again */
+	for (int attempt = 0; attempt < 5 && f == STORE_FAILED_RETRY; attempt++) {
+		FREE(err);
+		f = store_pipelined(&sc, &err);
+		if (f == STORE_FAILED_RETRY)
+			log_info("account %s: batch conflicted with another poller, retrying", acct->name);
+	}
+	if (f == STORE_FAILED_CONTENT || f == STORE_FAILED_RETRY) {
+		log_warn("account %s: PostgreSQL refused a batch (%s): storing it message by message", acct->name, err);
+		for (int attempt = 0; attempt < 3; attempt++) {
+			FREE(err);
+			f = store_carefully(&sc, &err);
+			if (f != STORE_FAILED_CONTENT)
+				break;
+		}
+	}
+	for (size_t i = 0; i < b->nmsgs; i++)
+		msg_headers_free(&sc.prep[i].h);
+	free(sc.prep);
+	if (f == STORE_FAILED_NONE) {
+		free(err);
+		return 0;
+	}
+	*error_r = db_error_set(err ? err : "batch failed", NULL);
+	free(err);
+	return -1;
 }
