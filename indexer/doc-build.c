@@ -70,3 +70,71 @@ struct xs_doc *doc_build(const struct mime_extract *mx, const struct doc_locatio
 	xs_doc_set_value(doc, XS_SLOT_SIZE, (double)size);
 	return doc;
 }
+
+/* The value of a hex digit, or -1. */
+static int doc_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* Decodes n hex digits at p into a new string; NULL if they are not hex or hold a NUL. */
+static char *doc_unhex(const char *p, size_t n)
+{
+	if (n % 2 != 0)
+		return NULL;
+	char *out = xmalloc(n / 2 + 1);
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = doc_hexval(p[2 * i]), lo = doc_hexval(p[2 * i + 1]);
+		if (hi < 0 || lo < 0 || hi + lo == 0) {
+			free(out);
+			return NULL;
+		}
+		out[i] = (char)(hi * 16 + lo);
+	}
+	out[n / 2] = '\0';
+	return out;
+}
+
+/* "hex:hex,hex:hex" into pairs. */
+size_t doc_locations_parse(const char *text, size_t len, struct doc_location **locs_r)
+{
+	size_t cap = 1, n = 0;
+	for (size_t i = 0; i < len; i++)
+		cap += text[i] == ',';
+	struct doc_location *locs = xcalloc(cap, sizeof(*locs));
+	for (size_t i = 0; i < len;) {
+		size_t end = i;
+		while (end < len && text[end] != ',')
+			end++;
+		const char *colon = memchr(text + i, ':', end - i);
+		if (colon != NULL) {
+			char *acct = doc_unhex(text + i, (size_t)(colon - (text + i)));
+			char *folder = doc_unhex(colon + 1, (size_t)(text + end - colon - 1));
+			if (acct != NULL && folder != NULL) {
+				locs[n].account = acct;
+				locs[n].folder = folder;
+				n++;
+			} else {
+				free(acct);
+				free(folder);
+			}
+		}
+		i = end + 1;
+	}
+	*locs_r = locs;
+	return n;
+}
+
+/* Frees the pairs' strings and the array. */
+void doc_locations_free(struct doc_location *locs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)locs[i].account);
+		free((char *)locs[i].folder);
+	}
+	free(locs);
+}

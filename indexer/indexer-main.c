@@ -9,6 +9,7 @@
 #include "index-layout.h"
 #include "log.h"
 #include "mime-extract.h"
+#include "pg-array.h"
 #include "program.h"
 #include "util.h"
 #include "xapian_shim.h"
@@ -47,7 +48,8 @@ struct item {
 	size_t len;
 	int64_t fallback_date;
 	uint64_t size;
-	char *locs_text;             /* "account\tfolder\n..." */
+	char *locs_text;             /* the places it was seen, as DOC_LOCATIONS_SQL gives them */
+	size_t locs_len;
 	bool has_attachment;         /* set by the shard thread that indexed it */
 	char *note;                  /* what could not be read, if anything (set likewise) */
 };
@@ -90,7 +92,7 @@ struct indexer {
 	size_t batches_in_flight;
 	char *failed;                /* the first error of a unit reaped since the last drain, malloc'd */
 	/* indexed in Xapian but not yet committed and marked in PostgreSQL */
-	struct buf pending_serials, pending_flags;
+	struct pg_array pending_serials, pending_flags;
 	size_t npending;
 	/* queued since the last commit request */
 	size_t nqueued;
@@ -103,31 +105,12 @@ static struct xs_doc *item_build(struct item *it)
 {
 	struct mime_extract mx;
 	mime_extract(it->raw, it->len, &mx);
-	/* locations as (account, folder) pairs, from "account\tfolder" lines */
-	size_t nlocs = 0;
-	for (const char *p = it->locs_text; p && *p; p++)
-		nlocs += *p == '\n';
-	if (it->locs_text && *it->locs_text)
-		nlocs++;
-	struct doc_location *locs = xcalloc(nlocs ? nlocs : 1, sizeof(*locs));
-	size_t k = 0;
-	for (char *line = it->locs_text; line && *line && k < nlocs;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		char *tab = strchr(line, '\t');
-		if (tab) {
-			*tab = '\0';
-			locs[k].account = line;
-			locs[k].folder = tab + 1;
-			k++;
-		}
-		line = nl ? nl + 1 : NULL;
-	}
+	struct doc_location *locs;
+	size_t k = doc_locations_parse(it->locs_text, it->locs_len, &locs);
 	struct xs_doc *doc = doc_build(&mx, locs, k, it->fallback_date, it->size);
 	it->has_attachment = mx.nattachments > 0;
 	it->note = mx.problem ? xstrdup(mx.problem) : NULL;
-	free(locs);
+	doc_locations_free(locs, k);
 	mime_extract_free(&mx);
 	return doc;
 }
@@ -223,9 +206,7 @@ static void indexer_mark_committed(struct indexer *ix)
 {
 	if (ix->npending == 0)
 		return;
-	buf_append_str(&ix->pending_serials, "}");
-	buf_append_str(&ix->pending_flags, "}");
-	const char *p[] = { (const char *)ix->pending_serials.data, (const char *)ix->pending_flags.data };
+	const char *p[] = { pg_array_text(&ix->pending_serials), pg_array_text(&ix->pending_flags) };
 	const char *err;
 	if (db_exec(ix->db, "UPDATE messages m SET indexed_at = now(), has_attachments = v.h "
 		    "FROM unnest($1::bigint[], $2::boolean[]) AS v(s, h) WHERE m.serial = v.s", 2, p, &err) < 0) {
@@ -235,8 +216,8 @@ static void indexer_mark_committed(struct indexer *ix)
 		ix->total_indexed += ix->npending;
 		log_debug("committed %zu documents", ix->npending);
 	}
-	buf_reset(&ix->pending_serials);
-	buf_reset(&ix->pending_flags);
+	pg_array_reset(&ix->pending_serials);
+	pg_array_reset(&ix->pending_flags);
 	ix->npending = 0;
 }
 
@@ -254,10 +235,8 @@ static void indexer_reap_unit(struct indexer *ix, struct unit *u)
 		for (size_t i = 0; i < u->n; i++) {
 			struct item *it = &u->items[i];
 			if (ix->failed == NULL) {
-				buf_append_str(&ix->pending_serials, ix->npending ? "," : "{");
-				buf_printf(&ix->pending_serials, "%lld", (long long)it->serial);
-				buf_append_str(&ix->pending_flags, ix->npending ? "," : "{");
-				buf_append_str(&ix->pending_flags, it->has_attachment ? "t" : "f");
+				pg_array_add_int(&ix->pending_serials, it->serial);
+				pg_array_add_bool(&ix->pending_flags, it->has_attachment);
 				ix->npending++;
 			}
 			if (it->note != NULL) {
@@ -360,8 +339,8 @@ static int indexer_drain(struct indexer *ix, const char **error_r)
 		*error_r = db_error_set(ix->failed, NULL);
 		free(ix->failed);
 		ix->failed = NULL;
-		buf_reset(&ix->pending_serials);
-		buf_reset(&ix->pending_flags);
+		pg_array_reset(&ix->pending_serials);
+		pg_array_reset(&ix->pending_flags);
 		ix->npending = 0;
 		return -1;
 	}
@@ -414,7 +393,8 @@ static int indexer_run_batch(struct indexer *ix, const char *sql, const char *co
 		snprintf(tmp, sizeof(tmp), "%.*s", len, PQgetvalue(res, (int)i, 2));
 		items[i].fallback_date = strtoll(tmp, NULL, 10);
 		items[i].size = items[i].len;
-		items[i].locs_text = xstrndup(PQgetvalue(res, (int)i, 3), (size_t)PQgetlength(res, (int)i, 3));
+		items[i].locs_len = (size_t)PQgetlength(res, (int)i, 3);
+		items[i].locs_text = xstrndup(PQgetvalue(res, (int)i, 3), items[i].locs_len);
 	}
 	*last_serial_r = items[n - 1].serial;
 
@@ -441,13 +421,11 @@ static int indexer_run_batch(struct indexer *ix, const char *sql, const char *co
 	return 0;
 }
 
-/* Columns of a batch, in binary result format: serial, raw, fallback date, "account\tfolder" lines. */
+/* Columns of a batch, in binary result format: serial, raw, fallback date, the places it was seen. */
 #define BATCH_COLUMNS \
 	"SELECT m.serial::text, b.raw, " \
-	"extract(epoch FROM coalesce(m.date, m.ingested_at))::bigint::text, " \
-	"(SELECT string_agg(DISTINCT a.name || E'\\t' || f.name, E'\\n') FROM locations l " \
-	" JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE l.message_serial = m.serial) " \
-	"FROM messages m JOIN blobs b ON b.sha256 = m.sha256 "
+	"extract(epoch FROM coalesce(m.date, m.ingested_at))::bigint::text, " DOC_LOCATIONS_SQL("m.serial") \
+	" FROM messages m JOIN blobs b ON b.sha256 = m.sha256 "
 
 /* Indexes every message not yet indexed, in serial order, in batches bounded by count and bytes. */
 static int indexer_index_pending(struct indexer *ix, const char **error_r)
@@ -491,97 +469,67 @@ static int indexer_index_pending(struct indexer *ix, const char **error_r)
 	return indexer_commit(ix, error_r);
 }
 
-/* Re-indexes messages that were seen in a new place since the last run, so account and folder
-   filters know every place; then moves the watermark. */
-static int indexer_reindex_new_locations(struct indexer *ix, const char **error_r)
-{
-	PGresult *res = db_query(ix->db, "SELECT s.location_watermark, (SELECT coalesce(max(id), 0) FROM locations) "
-				 "FROM indexer_state s WHERE s.id = 1", 0, NULL, error_r);
-	if (res == NULL)
-		return -1;
-	char w_old[24], w_now[24];
-	snprintf(w_old, sizeof(w_old), "%s", PQgetvalue(res, 0, 0));
-	snprintf(w_now, sizeof(w_now), "%s", PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (strcmp(w_old, w_now) == 0)
-		return 0;
-	/* in chunks, in serial order: a big shared mailbox may repeat much of what is archived */
-	char s_after[24] = "0", s_limit[16];
-	snprintf(s_limit, sizeof(s_limit), "%d", FETCH_MAX_MESSAGES / 4);
-	size_t n, total = 0;
-	do {
-		const char *p[] = { w_old, w_now, s_after, s_limit };
-		int64_t last = 0;
-		if (indexer_run_batch(ix, BATCH_COLUMNS "WHERE m.indexed_at IS NOT NULL AND m.serial > $3 AND m.serial IN "
-				      "(SELECT l.message_serial FROM locations l WHERE l.id > $1 AND l.id <= $2) "
-				      "ORDER BY m.serial LIMIT $4", p, 4, &n, &last, error_r) < 0)
-			return -1;
-		snprintf(s_after, sizeof(s_after), "%lld", (long long)last);
-		total += n;
-	} while (n > 0 && !stop_requested);
-	if (indexer_commit(ix, error_r) < 0)
-		return -1;
-	if (total > 0)
-		log_info("re-indexed %zu messages seen in new places", total);
-	if (stop_requested)
-		return 0; /* the watermark stays: the rest is done next time */
-	const char *w[] = { w_now };
-	return db_exec(ix->db, "UPDATE indexer_state SET location_watermark = $1 WHERE id = 1", 1, w, error_r);
-}
-
-/* Applies removals queued by retention (and explicit re-index requests). */
+/* Applies the queue: removals (retention) go to Xapian; a re-index (a message seen in a new place,
+   queued in the same transaction as the place) makes the message pending again, so this pass indexes it
+   whole with every place it is known in. */
 static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 {
 	PGresult *res = db_query(ix->db, "SELECT id, serial, op FROM index_queue ORDER BY id LIMIT 10000", 0, NULL, error_r);
 	if (res == NULL)
 		return -1;
 	int n = PQntuples(res);
-	struct buf ids = { 0 };
-	buf_append_str(&ids, "{");
-	for (int i = 0; i < n; i++) {
+	struct pg_array ids = PG_ARRAY_INIT, again = PG_ARRAY_INIT;
+	size_t deletes = 0;
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
 		char *xerr = NULL;
 		uint64_t serial = strtoull(PQgetvalue(res, i, 1), NULL, 10);
-		if (strcmp(PQgetvalue(res, i, 2), "delete") == 0 &&
-		    xs_db_delete(ix->xdbs[index_layout_shard_of(serial, ix->nshards)], serial, &xerr) != XS_OK) {
-			*error_r = db_error_set("Xapian delete failed", xerr);
+		if (strcmp(PQgetvalue(res, i, 2), "delete") == 0) {
+			if (xs_db_delete(ix->xdbs[index_layout_shard_of(serial, ix->nshards)], serial, &xerr) != XS_OK) {
+				*error_r = db_error_set("Xapian delete failed", xerr);
+				rc = -1;
+			}
+			deletes++;
 			free(xerr);
-			PQclear(res);
-			buf_free(&ids);
-			return -1;
+		} else {
+			pg_array_add_int(&again, (int64_t)serial);
 		}
-		buf_printf(&ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+		pg_array_add_int(&ids, strtoll(PQgetvalue(res, i, 0), NULL, 10));
 	}
 	PQclear(res);
-	buf_append_str(&ids, "}");
-	int rc = 0;
-	if (n > 0) {
+	if (rc == 0 && n > 0) {
 		char *xerr = NULL;
-		const char *p[] = { (const char *)ids.data };
-		for (size_t k = 0; k < ix->nshards && rc == 0; k++) {
+		for (size_t k = 0; k < ix->nshards && rc == 0 && deletes > 0; k++) {
 			if (xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
 				*error_r = db_error_set("Xapian commit failed", xerr);
 				rc = -1;
 			}
 		}
-		if (rc == 0) {
-			rc = db_exec(ix->db, "DELETE FROM index_queue WHERE id = ANY($1::bigint[])", 1, p, error_r);
-			/* re-index requests become ordinary pending messages */
-			if (rc == 0)
-				log_info("applied %d queued index changes", n);
-		}
 		free(xerr);
+		const char *p_ids[] = { pg_array_text(&ids) }, *p_again[] = { pg_array_text(&again) };
+		if (rc == 0 &&
+		    (db_begin(ix->db, error_r) < 0 ||
+		     db_exec(ix->db, "UPDATE messages SET indexed_at = NULL WHERE serial = ANY($1::bigint[]) AND "
+			     "indexed_at IS NOT NULL", 1, p_again, error_r) < 0 ||
+		     db_exec(ix->db, "DELETE FROM index_queue WHERE id = ANY($1::bigint[])", 1, p_ids, error_r) < 0 ||
+		     db_commit(ix->db, error_r) < 0)) {
+			db_rollback(ix->db);
+			rc = -1;
+		}
+		if (rc == 0)
+			log_info("applied %d queued index changes (%zu removals, %zu re-indexed)", n, deletes, again.count);
 	}
-	buf_free(&ids);
+	pg_array_free(&ids);
+	pg_array_free(&again);
 	return rc;
 }
 
-/* One pass: removals, new locations, new messages. */
+/* One pass: the queue (removals, re-indexing), then every pending message. */
 static int indexer_pass(struct indexer *ix, const char **error_r)
 {
 	double t0 = util_now();
 	uint64_t before = ix->total_indexed;
-	if (indexer_drain_queue(ix, error_r) < 0 || indexer_reindex_new_locations(ix, error_r) < 0 ||
-	    indexer_index_pending(ix, error_r) < 0)
+	if (indexer_drain_queue(ix, error_r) < 0 || indexer_index_pending(ix, error_r) < 0)
 		return -1;
 	uint64_t done = ix->total_indexed - before;
 	if (done > 0) {
@@ -683,8 +631,8 @@ int main(int argc, char **argv)
 		xs_db_close(&ix.xdbs[k]);
 	free(ix.xdbs);
 	db_close(&ix.db);
-	buf_free(&ix.pending_serials);
-	buf_free(&ix.pending_flags);
+	pg_array_free(&ix.pending_serials);
+	pg_array_free(&ix.pending_flags);
 	config_free(&ix.cfg);
 	return rc;
 }

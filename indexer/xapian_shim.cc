@@ -378,6 +378,44 @@ enum xs_status xs_db_each_docid(struct xs_db *db, bool (*cb)(uint64_t docid, voi
 	});
 }
 
+enum xs_status xs_db_each_posting(struct xs_db *db, const char *prefix,
+				  bool (*cb)(const char *value, size_t len, uint64_t docid, void *ctx), void *ctx,
+				  char **error_r)
+{
+	if (db == nullptr || prefix == nullptr) {
+		set_error(error_r, "no database or prefix");
+		return XS_ERR_OTHER;
+	}
+	return guard(error_r, [&] {
+		Xapian::Database &d = db->db();
+		std::string pfx(prefix);
+		for (Xapian::TermIterator t = d.allterms_begin(pfx), tend = d.allterms_end(pfx); t != tend; ++t) {
+			const std::string term = *t;
+			const std::string value = term.substr(pfx.size());
+			for (Xapian::PostingIterator p = d.postlist_begin(term), pend = d.postlist_end(term); p != pend; ++p)
+				if (!cb(value.data(), value.size(), local_docid(*p, db->nshards), ctx))
+					return XS_OK;
+		}
+		return XS_OK;
+	});
+}
+
+char *xs_term_value(const char *prefix, const char *value)
+{
+	try {
+		std::string term = make_term(prefix, value);
+		std::string v = term.substr(std::strlen(prefix));
+		char *out = static_cast<char *>(std::malloc(v.size() + 1));
+		if (out == nullptr)
+			return nullptr;
+		std::memcpy(out, v.data(), v.size());
+		out[v.size()] = '\0';
+		return out;
+	} catch (...) {
+		return nullptr;
+	}
+}
+
 enum xs_status xs_db_replace(struct xs_db *db, uint64_t docid, const struct xs_doc *doc, char **error_r)
 {
 	enum xs_status st = need_writer(db, error_r);

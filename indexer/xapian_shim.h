@@ -49,6 +49,15 @@ enum xs_status xs_db_commit(struct xs_db *db, char **error_r);
 enum xs_status xs_db_doccount(struct xs_db *db, uint64_t *count_r, char **error_r);
 /* Calls cb for every document id in ascending order (for verification); cb returns false to stop. */
 enum xs_status xs_db_each_docid(struct xs_db *db, bool (*cb)(uint64_t docid, void *ctx), void *ctx, char **error_r);
+/* Calls cb for every (term, document) under prefix: the term's value after the prefix (len bytes, not
+   NUL-terminated) and the document id, terms in order; cb returns false to stop. For verification: what
+   the index says each document holds (accounts, folders). */
+enum xs_status xs_db_each_posting(struct xs_db *db, const char *prefix,
+				  bool (*cb)(const char *value, size_t len, uint64_t docid, void *ctx), void *ctx,
+				  char **error_r);
+/* The value xs_doc_add_term(prefix, value) stores after the prefix: value itself, or for an over-long one
+   its kept start and hash. A string the caller frees, NULL when out of memory. */
+char *xs_term_value(const char *prefix, const char *value);
 /* Writes the document under docid, replacing any earlier one (idempotent re-indexing). */
 enum xs_status xs_db_replace(struct xs_db *db, uint64_t docid, const struct xs_doc *doc, char **error_r);
 /* Deletes docid; deleting a missing document is not an error. */
