@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include "config.h"
 
 struct xs_db;
@@ -27,6 +28,7 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_search(struct cli *cli, int argc, char **argv);
 int cmd_officer(struct cli *cli, int argc, char **argv);
 int cmd_index(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
 
 /* Runs the subcommand argv[0] with its arguments; returns the exit status. */
 int cli_run(struct cli *cli, int argc, char **argv);
@@ -43,6 +45,9 @@ void session_index_close(struct cli *cli);
 /* Writes an audit row (actor = the login); -1 after printing the error: the action must not proceed. */
 int cli_audit(struct cli *cli, const char *action, const char *target, const char *details);
 
+/* Prints the [secret NAME] section an account needs (source NULL: a placeholder), each line after indent. */
+void cli_print_secret_section(FILE *out, const char *indent, const char *name, const char *host, const char *user,
+			      const char *source);
 /* Prints "mailvault: MESSAGE" to stderr and returns 1 (for `return cli_error(...)`). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Connects cli->db if not yet connected; 0 or -1 after printing the error. */

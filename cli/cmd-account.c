@@ -3,25 +3,24 @@
 #include "buf.h"
 #include "db.h"
 #include "json.h"
-#include "secret.h"
+#include "mailbox.h"
+#include "pg-array.h"
 #include "util.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-/* Appends a pattern to a PostgreSQL text[] literal being built. */
-static void pg_array_add(struct buf *b, const char *s)
+/* Prints the [secret NAME] section an account needs, for the administrator to paste into mailvault.conf. */
+void cli_print_secret_section(FILE *out, const char *indent, const char *name, const char *host, const char *user,
+			      const char *source)
 {
-	buf_append_str(b, b->len > 1 ? ",\"" : "\"");
-	for (const char *p = s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_append_str(b, "\\");
-		buf_append(b, p, 1);
-	}
-	buf_append_str(b, "\"");
+	fprintf(out, "%s[secret %s]\n%ssource = %s\n%shost = %s\n%suser = %s\n", indent, util_term(name), indent,
+		source ? util_term(source) : "file:/etc/mailvault/secrets/NAME   (or env:VARIABLE, or cmd:COMMAND ARGS)",
+		indent, util_term(host), indent, util_term(user));
 }
 
 /* account add NAME --host H --user U --secret REF [...] */
@@ -36,11 +35,9 @@ static int account_add(struct cli *cli, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
 	const char *host = NULL, *port = NULL, *tls = "imaps", *user = NULL, *secret = NULL, *auth = "plain";
 	const char *ca_file = NULL, *interval = NULL, *err;
-	struct buf inc = { 0 }, exc = { 0 };
+	struct pg_array inc = PG_ARRAY_INIT, exc = PG_ARRAY_INIT;
 	uint64_t v;
 	int c, rc = 1;
-	buf_append_str(&inc, "{");
-	buf_append_str(&exc, "{");
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -58,7 +55,7 @@ static int account_add(struct cli *cli, int argc, char **argv)
 				cli_error("account add: a folder pattern must be a non-empty single line");
 				goto out;
 			}
-			pg_array_add(c == 'I' ? &inc : &exc, optarg);
+			pg_array_add_str(c == 'I' ? &inc : &exc, optarg);
 			break;
 		case 'j': break;
 		default: goto usage;
@@ -84,27 +81,38 @@ static int account_add(struct cli *cli, int argc, char **argv)
 		cli_error("account add: --interval must be a number of seconds from 1 to 604800");
 		goto out;
 	}
-	if (secret_ref_validate(secret, &err) < 0) {
-		cli_error("account add: %s", err);
+	if (strchr(secret, ':') != NULL || !config_name_valid(secret)) {
+		cli_error("account add: --secret takes the name of a [secret NAME] section of %s, which says where "
+			  "the secret comes from and the one host and user it may be sent to, for example:", cli->cfg->path);
+		cli_print_secret_section(stderr, "    ", name, host, user, strchr(secret, ':') ? secret : NULL);
 		goto out;
 	}
-	if (strncmp(secret, "file:", 5) == 0 && access(secret + 5, R_OK) != 0)
+	const struct config_secret *entry = config_secret_find(cli->cfg, secret);
+	if (entry == NULL) {
+		fprintf(stderr, "mailvault: warning: %s has no [secret %s] section: the account is not polled until "
+			"the poller's configuration has one, such as:\n", cli->cfg->path, util_term(secret));
+		cli_print_secret_section(stderr, "    ", secret, host, user, NULL);
+	} else if (strcasecmp(entry->host, host) != 0 || strcmp(entry->user, user) != 0) {
+		cli_error("account add: [secret %s] may be sent only to %s as %s (%s:%u), not to %s as %s", secret,
+			  util_term(entry->host), util_term(entry->user), cli->cfg->path, entry->line, util_term(host),
+			  util_term(user));
+		goto out;
+	} else if (strncmp(entry->source, "file:", 5) == 0 && access(entry->source + 5, R_OK) != 0) {
 		fprintf(stderr, "mailvault: warning: secret file %s is not readable by this user; make sure the "
-			"daemon can read it\n", secret + 5);
+			"daemon can read it\n", util_term(entry->source + 5));
+	}
 	if (ca_file != NULL && access(ca_file, R_OK) != 0) {
 		cli_error("account add: CA file %s is not readable", ca_file);
 		goto out;
 	}
-	buf_append_str(&inc, "}");
-	buf_append_str(&exc, "}");
 	char s_port[8], s_interval[16];
 	snprintf(s_port, sizeof(s_port), "%s", port ? port : strcmp(tls, "imaps") == 0 ? "993" : "143");
 	snprintf(s_interval, sizeof(s_interval), "%u", interval ? (unsigned)atoi(interval) : cli->cfg->poll_interval);
 	if (cli_connect(cli) < 0)
 		goto out;
-	const char *p[] = { name, host, s_port, tls, user, auth, secret, ca_file, s_interval,
-			    (const char *)inc.data, (const char *)exc.data };
-	if (db_exec(cli->db, "INSERT INTO accounts (name, host, port, tls, username, auth, secret_ref, ca_file, "
+	const char *p[] = { name, host, s_port, tls, user, auth, secret, ca_file, s_interval, pg_array_text(&inc),
+			    pg_array_text(&exc) };
+	if (db_exec(cli->db, "INSERT INTO accounts (name, host, port, tls, username, auth, secret_name, ca_file, "
 		    "poll_interval, include_patterns, exclude_patterns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
 		    "$10, $11)", 11, p, &err) < 0) {
 		cli_error("account add: %s", strstr(err, "accounts_name_key") ? "an account with that name exists"
@@ -115,16 +123,64 @@ static int account_add(struct cli *cli, int argc, char **argv)
 	rc = 0;
 	goto out;
 usage:
-	cli_error("usage: mailvault account add NAME --host H --user U --secret file:PATH|env:NAME|cmd:COMMAND "
+	cli_error("usage: mailvault account add NAME --host H --user U --secret SECRET_NAME "
 		  "[--port P] [--tls imaps|starttls] [--auth plain|login|xoauth2|oauthbearer] [--ca-file F] "
 		  "[--interval SECONDS] [--include PATTERN]... [--exclude PATTERN]...");
 out:
-	buf_free(&inc);
-	buf_free(&exc);
+	pg_array_free(&inc);
+	pg_array_free(&exc);
 	return rc;
 }
 
-/* account list: one line (or JSON object) per account. */
+/* The folders of one account the poller last listed: names people read, and the delimiter. */
+struct known_folders {
+	PGresult *res;       /* name, delimiter, account id */
+	int first, end;      /* this account's rows */
+};
+
+/* For each include/exclude pattern of an account, which of its known folders it matches: as text lines
+   under the account, or as a JSON array of {kind, pattern, matches}. */
+static void account_print_patterns(struct cli *cli, struct buf *json, const char *kind, const char *patterns,
+				   const struct known_folders *kf)
+{
+	char *copy = xstrdup(patterns), *save = NULL;
+	for (char *pat = strtok_r(copy, "\n", &save); pat; pat = strtok_r(NULL, "\n", &save)) {
+		struct buf line = { 0 };
+		if (json != NULL) {
+			buf_append_str(json, json->data[json->len - 1] == '[' ? "{" : ",{");
+			json_append_key(json, "kind");
+			json_append_string(json, kind);
+			json_append_key(json, "pattern");
+			json_append_string(json, pat);
+			json_append_key(json, "matches");
+			buf_append_str(json, "[");
+		}
+		size_t n = 0;
+		for (int r = kf->first; r < kf->end; r++) {
+			const char *fname = PQgetvalue(kf->res, r, 0), *d = PQgetvalue(kf->res, r, 1);
+			if (!mailbox_pattern_match(pat, fname, PQgetisnull(kf->res, r, 1) ? 0 : d[0]))
+				continue;
+			if (json != NULL) {
+				if (n > 0)
+					buf_append_str(json, ",");
+				json_append_string(json, fname);
+			} else {
+				buf_printf(&line, "%s%s", n ? ", " : "", util_term(fname));
+			}
+			n++;
+		}
+		if (json != NULL)
+			buf_append_str(json, "]}");
+		else
+			printf("    %s %-20s matches %s\n", kind, util_term(pat), n ? (char *)line.data
+			       : "no folder the server listed (the patterns follow IMAP LIST: * and % are wildcards, the rest is literal)");
+		buf_free(&line);
+	}
+	free(copy);
+	(void)cli;
+}
+
+/* account list: one line (or JSON object) per account, and what its folder patterns match. */
 static int account_list(struct cli *cli)
 {
 	const char *err;
@@ -132,21 +188,37 @@ static int account_list(struct cli *cli)
 		return 1;
 	PGresult *res = db_query(cli->db,
 		"SELECT name, host, port, tls, username, auth, enabled, poll_interval, "
-		"array_to_string(include_patterns, ' '), array_to_string(exclude_patterns, ' '), "
-		"to_char(last_success AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), last_error "
+		"array_to_string(include_patterns, E'\\n'), array_to_string(exclude_patterns, E'\\n'), "
+		"to_char(last_success AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), last_error, secret_name, id "
 		"FROM accounts ORDER BY name", 0, NULL, &err);
 	if (res == NULL)
 		return cli_error("account list: %s", err);
+	struct known_folders kf = { 0 };
+	kf.res = db_query(cli->db, "SELECT name, delimiter, account_id FROM folders WHERE listed_at IS NOT NULL "
+			  "ORDER BY account_id, name", 0, NULL, &err);
+	if (kf.res == NULL) {
+		PQclear(res);
+		return cli_error("account list: %s", err);
+	}
 	if (!cli->json && PQntuples(res) > 0)
 		printf("%-20s %-8s %-30s %-20s %-8s %s\n", "NAME", "STATE", "SERVER", "USER", "INTERVAL", "LAST SUCCESS");
 	for (int i = 0; i < PQntuples(res); i++) {
 		bool enabled = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+		const char *id = PQgetvalue(res, i, 13);
+		kf.first = kf.end = 0;
+		for (int r = 0; r < PQntuples(kf.res); r++) {
+			if (strcmp(PQgetvalue(kf.res, r, 2), id) != 0)
+				continue;
+			if (kf.end == 0)
+				kf.first = r;
+			kf.end = r + 1;
+		}
 		if (cli->json) {
 			struct buf b = { 0 };
 			buf_append_str(&b, "{");
 			static const char *keys[] = { "name", "host", "port", "tls", "user", "auth", "enabled",
-						      "interval", "include", "exclude", "last_success", "last_error" };
-			for (int k = 0; k < 12; k++) {
+						      "interval", "include", "exclude", "last_success", "last_error", "secret" };
+			for (int k = 0; k < 13; k++) {
 				json_append_key(&b, keys[k]);
 				if (k == 2 || k == 7)
 					buf_append_str(&b, PQgetvalue(res, i, k));
@@ -155,18 +227,25 @@ static int account_list(struct cli *cli)
 				else
 					json_append_string(&b, PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k));
 			}
-			buf_append_str(&b, "}");
+			json_append_key(&b, "patterns");
+			buf_append_str(&b, "[");
+			account_print_patterns(cli, &b, "include", PQgetvalue(res, i, 8), &kf);
+			account_print_patterns(cli, &b, "exclude", PQgetvalue(res, i, 9), &kf);
+			buf_append_str(&b, "]}");
 			puts((char *)b.data);
 			buf_free(&b);
 		} else {
 			char server[300];
-			snprintf(server, sizeof(server), "%s://%s:%s", PQgetvalue(res, i, 3), PQgetvalue(res, i, 1),
+			snprintf(server, sizeof(server), "%s://%s:%s", PQgetvalue(res, i, 3), util_term(PQgetvalue(res, i, 1)),
 				 PQgetvalue(res, i, 2));
 			printf("%-20s %-8s %-30s %-20s %-8s %s\n", PQgetvalue(res, i, 0), enabled ? "enabled" : "disabled",
-			       server, PQgetvalue(res, i, 4), PQgetvalue(res, i, 7),
+			       server, util_term(PQgetvalue(res, i, 4)), PQgetvalue(res, i, 7),
 			       PQgetisnull(res, i, 10) ? "never" : PQgetvalue(res, i, 10));
+			account_print_patterns(cli, NULL, "include", PQgetvalue(res, i, 8), &kf);
+			account_print_patterns(cli, NULL, "exclude", PQgetvalue(res, i, 9), &kf);
 		}
 	}
+	PQclear(kf.res);
 	PQclear(res);
 	return 0;
 }

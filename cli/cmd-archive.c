@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #define ISO_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -63,7 +65,7 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 				buf_append_str(&b, "}");
 			} else {
 				buf_printf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-					   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
+					   util_term(PQgetvalue(res, 0, 2)), util_term(PQgetvalue(res, 0, 3)), PQgetvalue(res, 0, 4),
 					   PQgetvalue(res, 0, 5), PQgetisnull(res, 0, 6) ? "-" : PQgetvalue(res, 0, 6),
 					   PQgetvalue(res, 0, 7));
 			}
@@ -75,6 +77,21 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	}
 	buf_free(&b);
 	return rc;
+}
+
+/* Raw message bytes as a terminal may show them: NUL and control characters escaped, lines kept. */
+static char *cli_raw_for_terminal(const unsigned char *raw, size_t len)
+{
+	struct buf b = { 0 };
+	for (size_t i = 0; i < len; i++) {
+		if (raw[i] == '\0')
+			buf_append_str(&b, "\\x00");
+		else
+			buf_append(&b, raw + i, 1);
+	}
+	char *shown = util_term_safe(b.data ? (const char *)b.data : "", true);
+	buf_free(&b);
+	return shown;
 }
 
 /* show SERIAL [--raw]: the stored bytes exactly, or the stored fields and provenance. */
@@ -125,7 +142,17 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			return cli_error("no message with serial %s", serial);
 		}
 		size_t len = (size_t)PQgetlength(res, 0, 0);
-		int rc = fwrite(PQgetvalue(res, 0, 0), 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+		int rc;
+		if (isatty(STDOUT_FILENO)) {
+			/* a terminal would act on escape sequences in the mail: show them escaped, and say so */
+			fprintf(stderr, "mailvault: standard output is a terminal: control characters are shown escaped; "
+				"redirect it to a file or a pipe for the exact bytes\n");
+			char *shown = cli_raw_for_terminal((const unsigned char *)PQgetvalue(res, 0, 0), len);
+			rc = fputs(shown, stdout) >= 0 && fflush(stdout) == 0 ? 0 : 1;
+			free(shown);
+		} else {
+			rc = fwrite(PQgetvalue(res, 0, 0), 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+		}
 		PQclear(res);
 		return rc;
 	}
@@ -142,7 +169,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 					"Size", "Archived", "Header-Error" };
 	for (int k = 0; k < 11; k++)
 		if (!PQgetisnull(res, 0, k))
-			printf("%-12s %s\n", labels[k], PQgetvalue(res, 0, k));
+			printf("%-12s %s\n", labels[k], util_term(PQgetvalue(res, 0, k)));
 	PQclear(res);
 	res = db_query(cli->db,
 		"SELECT a.name, f.name, l.uidvalidity, l.uid, " ISO_UTC("l.internaldate") ", array_to_string(l.flags, ' '), "
@@ -152,8 +179,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		return cli_error("show: %s", err);
 	for (int i = 0; i < PQntuples(res); i++)
 		printf("%-12s %s/%s uidvalidity %s uid %s internaldate %s flags (%s) first seen %s\n", "Seen-In",
-		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+		       util_term(PQgetvalue(res, i, 0)), util_term(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2),
+		       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), util_term(PQgetvalue(res, i, 5)), PQgetvalue(res, i, 6));
 	PQclear(res);
 	/* the decoded content, as the indexer reads it */
 	res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.serial = $1",
@@ -167,16 +194,20 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	mime_extract((const unsigned char *)PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &mx);
 	PQclear(res);
 	for (size_t i = 0; i < mx.nattachments; i++)
-		printf("%-12s %s (%s, %zu bytes)\n", "Attachment", mx.attachments[i].filename ? mx.attachments[i].filename
-		       : "(no name)", mx.attachments[i].mimetype, mx.attachments[i].size);
+		printf("%-12s %s (%s, %zu bytes)\n", "Attachment", mx.attachments[i].filename ?
+		       util_term(mx.attachments[i].filename) : "(no name)", util_term(mx.attachments[i].mimetype),
+		       mx.attachments[i].size);
 	if (mx.problem != NULL)
-		printf("%-12s %s\n", "Note", mx.problem);
-	printf("\n%s\n", mx.body ? mx.body : "");
+		printf("%-12s %s\n", "Note", util_term(mx.problem));
+	char *body = util_term_safe(mx.body ? mx.body : "", true);
+	printf("\n%s\n", body);
+	free(body);
 	mime_extract_free(&mx);
 	return 0;
 }
 
-/* status: per account folders, messages, bytes, last success, last error and ingest errors. */
+/* status: per account folders, messages, bytes, last success, last error and ingest errors; folders that
+   failed, by name; accounts whose secret is not configured, with the section to add; the index. */
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	const char *err;
@@ -187,21 +218,29 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		return 1;
 	PGresult *res = db_query(cli->db,
 		"SELECT a.name, a.enabled, "
-		"(SELECT count(*) FROM folders f WHERE f.account_id = a.id), "
+		"(SELECT count(*) FROM folders f WHERE f.account_id = a.id AND f.selected AND f.selectable), "
 		"(SELECT count(DISTINCT l.message_serial) FROM locations l JOIN folders f ON f.id = l.folder_id "
 		" WHERE f.account_id = a.id), "
 		"(SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.serial IN (SELECT l.message_serial FROM "
 		" locations l JOIN folders f ON f.id = l.folder_id WHERE f.account_id = a.id)), "
 		ISO_UTC("a.last_success") ", a.last_error, "
-		"(SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id), " ISO_UTC("a.next_poll") ", "
-		"a.lease_owner FROM accounts a ORDER BY a.name", 0, NULL, &err);
+		"(SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id AND NOT EXISTS (SELECT 1 FROM locations l "
+		" WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity AND l.uid = e.uid)), "
+		ISO_UTC("a.next_poll") ", a.lease_owner, a.secret_name, a.host, a.username, a.legacy_secret_ref, "
+		"(SELECT count(*) FROM folders f WHERE f.account_id = a.id AND f.last_error IS NOT NULL AND f.selected) "
+		"FROM accounts a ORDER BY a.name", 0, NULL, &err);
 	if (res == NULL)
 		return cli_error("status: %s", err);
 	if (!cli->json)
 		printf("%-20s %-8s %7s %9s %10s %-20s %7s  %s\n", "ACCOUNT", "STATE", "FOLDERS", "MESSAGES", "MB",
 		       "LAST SUCCESS", "ERRORS", "LAST ERROR");
+	int unconfigured = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
 		bool enabled = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+		const struct config_secret *sec = config_secret_find(cli->cfg, PQgetvalue(res, i, 10));
+		bool secret_ok = sec != NULL && strcasecmp(sec->host, PQgetvalue(res, i, 11)) == 0 &&
+				 strcmp(sec->user, PQgetvalue(res, i, 12)) == 0;
+		unconfigured += !secret_ok;
 		if (cli->json) {
 			struct buf b = { 0 };
 			buf_append_str(&b, "{");
@@ -220,6 +259,12 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			json_append_string(&b, PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6));
 			json_append_key(&b, "ingest_errors");
 			buf_append_str(&b, PQgetvalue(res, i, 7));
+			json_append_key(&b, "failed_folders");
+			buf_append_str(&b, PQgetvalue(res, i, 14));
+			json_append_key(&b, "secret");
+			json_append_string(&b, PQgetvalue(res, i, 10));
+			json_append_key(&b, "secret_configured");
+			buf_append_str(&b, secret_ok ? "true" : "false");
 			json_append_key(&b, "next_poll");
 			json_append_string(&b, PQgetvalue(res, i, 8));
 			buf_append_str(&b, "}");
@@ -227,15 +272,44 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			buf_free(&b);
 		} else {
 			printf("%-20s %-8s %7s %9s %10.1f %-20s %7s  %s\n", PQgetvalue(res, i, 0),
-			       enabled ? (PQgetisnull(res, i, 9) ? "enabled" : "polling") : "disabled", PQgetvalue(res, i, 2),
-			       PQgetvalue(res, i, 3), atof(PQgetvalue(res, i, 4)) / 1e6,
+			       !enabled ? "disabled" : !secret_ok ? "nosecret" : PQgetisnull(res, i, 9) ? "enabled" : "polling",
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), atof(PQgetvalue(res, i, 4)) / 1e6,
 			       PQgetisnull(res, i, 5) ? "never" : PQgetvalue(res, i, 5), PQgetvalue(res, i, 7),
-			       PQgetisnull(res, i, 6) ? "-" : PQgetvalue(res, i, 6));
+			       PQgetisnull(res, i, 6) ? "-" : util_term(PQgetvalue(res, i, 6)));
+		}
+	}
+	if (cli->json) {
+		PQclear(res);
+		return 0;
+	}
+	if (unconfigured > 0) {
+		printf("\naccounts the poller cannot poll: their secret is not defined in %s (or names another host "
+		       "or user).\nAdd these sections to the configuration mailvaultd reads, then reload it (SIGHUP):\n",
+		       util_term(cli->cfg->path));
+		for (int i = 0; i < PQntuples(res); i++) {
+			const char *name = PQgetvalue(res, i, 10);
+			const struct config_secret *sec = config_secret_find(cli->cfg, name);
+			if (sec != NULL && strcasecmp(sec->host, PQgetvalue(res, i, 11)) == 0 &&
+			    strcmp(sec->user, PQgetvalue(res, i, 12)) == 0)
+				continue;
+			printf("\n  # account %s%s\n", util_term(PQgetvalue(res, i, 0)),
+			       sec != NULL ? " (the section that exists names another host or user)" : "");
+			cli_print_secret_section(stdout, "  ", name, PQgetvalue(res, i, 11), PQgetvalue(res, i, 12),
+						 PQgetisnull(res, i, 13) ? NULL : PQgetvalue(res, i, 13));
 		}
 	}
 	PQclear(res);
-	if (cli->json)
-		return 0;
+	res = db_query(cli->db, "SELECT a.name, f.name, f.last_error, " ISO_UTC("f.last_error_at") " FROM folders f "
+		       "JOIN accounts a ON a.id = f.account_id WHERE f.last_error IS NOT NULL AND f.selected "
+		       "ORDER BY a.name, f.name", 0, NULL, &err);
+	if (res == NULL)
+		return cli_error("status: %s", err);
+	if (PQntuples(res) > 0)
+		printf("\nfolders that failed at their last sync (retried at every poll):\n");
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("  %s %s/%s: %s\n", PQgetvalue(res, i, 3), util_term(PQgetvalue(res, i, 0)),
+		       util_term(PQgetvalue(res, i, 1)), util_term(PQgetvalue(res, i, 2)));
+	PQclear(res);
 	res = db_query(cli->db, "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM locations), "
 		       "(SELECT coalesce(sum(size), 0) FROM blobs), pg_total_relation_size('blobs')", 0, NULL, &err);
 	if (res == NULL)
@@ -253,19 +327,25 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if (strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0)
 		printf("; oldest unindexed message waiting %lld s", lag);
 	if (atoll(PQgetvalue(res, 0, 3)) > 0)
-		printf("; %s queued removals", PQgetvalue(res, 0, 3));
+		printf("; %s queued changes", PQgetvalue(res, 0, 3));
 	printf("\n");
 	PQclear(res);
+	/* what could not be archived; an error whose UID was archived later says so */
 	res = db_query(cli->db, "SELECT a.name, coalesce(f.name, '-'), e.uid, e.size, e.reason, " ISO_UTC("e.occurred_at")
-		       " FROM ingest_errors e JOIN accounts a ON a.id = e.account_id LEFT JOIN folders f ON f.id = e.folder_id "
-		       "ORDER BY e.id DESC LIMIT 20", 0, NULL, &err);
+		       ", EXISTS (SELECT 1 FROM locations l WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity "
+		       "AND l.uid = e.uid), e.retry, encode(e.sha256, 'hex') FROM ingest_errors e JOIN accounts a ON a.id = e.account_id "
+		       "LEFT JOIN folders f ON f.id = e.folder_id ORDER BY e.id DESC LIMIT 20", 0, NULL, &err);
 	if (res == NULL)
 		return cli_error("status: %s", err);
 	if (PQntuples(res) > 0)
 		printf("\ningest errors (newest first):\n");
-	for (int i = 0; i < PQntuples(res); i++)
-		printf("  %s %s/%s uid %s (%s bytes): %s\n", PQgetvalue(res, i, 5), PQgetvalue(res, i, 0),
-		       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+	for (int i = 0; i < PQntuples(res); i++) {
+		bool archived = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+		printf("  %s %s/%s uid %s (%s bytes): %s%s\n", PQgetvalue(res, i, 5), util_term(PQgetvalue(res, i, 0)),
+		       util_term(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		       util_term(PQgetvalue(res, i, 4)), archived ? " [archived since]"
+		       : strcmp(PQgetvalue(res, i, 7), "t") == 0 ? " [asked for again at every poll]" : "");
+	}
 	PQclear(res);
 	return 0;
 }

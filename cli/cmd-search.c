@@ -286,9 +286,9 @@ int cmd_search(struct cli *cli, int argc, char **argv)
 		} else {
 			printf("%s\t%s\t%s\t%s\t%s\t%s\n", PQgetvalue(res, row, 0),
 			       PQgetisnull(res, row, 1) ? "-" : PQgetvalue(res, row, 1),
-			       PQgetisnull(res, row, 2) ? "-" : PQgetvalue(res, row, 2),
-			       PQgetisnull(res, row, 3) ? "-" : PQgetvalue(res, row, 3),
-			       PQgetisnull(res, row, 4) ? "-" : PQgetvalue(res, row, 4), first);
+			       PQgetisnull(res, row, 2) ? "-" : util_term(PQgetvalue(res, row, 2)),
+			       PQgetisnull(res, row, 3) ? "-" : util_term(PQgetvalue(res, row, 3)),
+			       PQgetisnull(res, row, 4) ? "-" : util_term(PQgetvalue(res, row, 4)), util_term(first));
 		}
 		free(first);
 	}
@@ -450,7 +450,141 @@ static bool docid_collect(uint64_t docid, void *ctx)
 	return true;
 }
 
-/* index verify: Xapian's document ids against the archive; index rebuild: re-index everything. */
+/* One thing a document says, or the archive says of a message: it is in account (A) or folder (F) value. */
+struct fact {
+	uint64_t serial;
+	char kind;
+	char *value;       /* as the index stores it after the prefix (xs_term_value) */
+};
+
+struct facts {
+	struct fact *items;
+	size_t n, cap;
+};
+
+/* Adds a fact (takes value; NULL is ignored). */
+static void facts_add(struct facts *f, uint64_t serial, char kind, char *value)
+{
+	if (value == NULL)
+		return;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 1024;
+		f->items = xrealloc(f->items, f->cap * sizeof(*f->items));
+	}
+	f->items[f->n++] = (struct fact){ serial, kind, value };
+}
+
+/* Frees the facts. */
+static void facts_free(struct facts *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->items[i].value);
+	FREE(f->items);
+	f->n = f->cap = 0;
+}
+
+/* Orders facts by message, kind, value. */
+static int fact_cmp(const void *a, const void *b)
+{
+	const struct fact *x = a, *y = b;
+	if (x->serial != y->serial)
+		return x->serial < y->serial ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcmp(x->value, y->value);
+}
+
+/* Where one prefix's postings go. */
+struct fact_sink {
+	struct facts *f;
+	char kind;
+};
+
+/* Collects one (term, document) pair. */
+static bool index_fact_collect(const char *value, size_t len, uint64_t docid, void *ctx)
+{
+	struct fact_sink *sink = ctx;
+	facts_add(sink->f, docid, sink->kind, xstrndup(value, len));
+	return true;
+}
+
+/* What every document says of its accounts and folders. */
+static int index_facts_collect(struct xs_db *xdb, struct facts *f, char **error_r)
+{
+	struct fact_sink a = { f, 'A' }, fo = { f, 'F' };
+	if (xs_db_each_posting(xdb, PFX_ACCOUNT, index_fact_collect, &a, error_r) != XS_OK ||
+	    xs_db_each_posting(xdb, PFX_FOLDER, index_fact_collect, &fo, error_r) != XS_OK)
+		return -1;
+	return 0;
+}
+
+/* True if the sorted array of n serials holds serial. */
+static bool serial_in(const uint64_t *sorted, size_t n, uint64_t serial)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sorted[mid] < serial)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && sorted[lo] == serial;
+}
+
+/* The serials facts speak of, sorted and unique (facts already sorted). */
+static uint64_t *facts_serials(const struct facts *f, size_t *n_r)
+{
+	uint64_t *v = xcalloc(f->n ? f->n : 1, sizeof(uint64_t));
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (n == 0 || v[n - 1] != f->items[i].serial)
+			v[n++] = f->items[i].serial;
+	*n_r = n;
+	return v;
+}
+
+/* Prints every difference between what documents say and what the archive says, for messages both know
+   and not queued for re-indexing (messages missing from one side are counted apart); returns how many
+   documents differ. */
+static size_t index_facts_compare(struct facts *idx, struct facts *arch, const uint64_t *queued, size_t nqueued)
+{
+	qsort(idx->items, idx->n, sizeof(struct fact), fact_cmp);
+	qsort(arch->items, arch->n, sizeof(struct fact), fact_cmp);
+	size_t nidx, narch;
+	uint64_t *in_idx = facts_serials(idx, &nidx), *in_arch = facts_serials(arch, &narch);
+	size_t i = 0, j = 0, differ = 0;
+	uint64_t last_bad = 0;
+	while (i < idx->n || j < arch->n) {
+		const struct fact *x = i < idx->n ? &idx->items[i] : NULL, *y = j < arch->n ? &arch->items[j] : NULL;
+		int c = x == NULL ? 1 : y == NULL ? -1 : fact_cmp(x, y);
+		if (c == 0) {
+			i++;
+			j++;
+			continue;
+		}
+		const struct fact *odd = c < 0 ? x : y;
+		if (c < 0)
+			i++;
+		else
+			j++;
+		if (!serial_in(in_idx, nidx, odd->serial) || !serial_in(in_arch, narch, odd->serial) ||
+		    serial_in(queued, nqueued, odd->serial))
+			continue;
+		printf("document %llu %s %s '%s'\n", (unsigned long long)odd->serial,
+		       c < 0 ? "names a place the archive does not have it in:" : "lacks a place the archive has it in:",
+		       odd->kind == 'A' ? "account" : "folder", util_term(odd->value));
+		if (odd->serial != last_bad)
+			differ++;
+		last_bad = odd->serial;
+	}
+	free(in_idx);
+	free(in_arch);
+	return differ;
+}
+
+/* index verify: Xapian's document ids, then what each document says, against the archive; index rebuild:
+   re-index everything. */
 int cmd_index(struct cli *cli, int argc, char **argv)
 {
 	const char *err;
@@ -497,9 +631,12 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	if (xdb == NULL)
 		return 1;
 	struct docid_set s = { 0 };
+	struct facts idx = { 0 };
 	char *xerr = NULL;
-	if (xs_db_each_docid(xdb, docid_collect, &s, &xerr) != XS_OK) {
+	if (xs_db_each_docid(xdb, docid_collect, &s, &xerr) != XS_OK || index_facts_collect(xdb, &idx, &xerr) < 0) {
 		search_close_index(cli, &xdb);
+		free(s.ids);
+		facts_free(&idx);
 		cli_error("index verify: %s", xerr);
 		free(xerr);
 		return 1;
@@ -508,6 +645,7 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	PGresult *res = db_query(cli->db, "SELECT serial, indexed_at IS NOT NULL FROM messages ORDER BY serial", 0, NULL, &err);
 	if (res == NULL) {
 		free(s.ids);
+		facts_free(&idx);
 		return cli_error("index verify: %s", err);
 	}
 	size_t i = 0, missing = 0, extra = 0, pending = 0, ok = 0;
@@ -535,7 +673,35 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	}
 	PQclear(res);
 	free(s.ids);
-	printf("index verify: %zu messages indexed and present, %zu not yet indexed, %zu missing, %zu extra\n", ok,
-	       pending, missing, extra);
-	return missing == 0 && extra == 0 ? 0 : 1;
+	/* what each document says (accounts, folders) against the archive, for the messages marked indexed;
+	   those queued for re-indexing are known to be stale and are redone by the indexer */
+	struct facts arch = { 0 };
+	res = db_query(cli->db, "SELECT DISTINCT m.serial, a.name, f.name FROM messages m JOIN locations l ON "
+		       "l.message_serial = m.serial JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id "
+		       "WHERE m.indexed_at IS NOT NULL", 0, NULL, &err);
+	PGresult *q = res ? db_query(cli->db, "SELECT DISTINCT serial FROM index_queue ORDER BY 1", 0, NULL, &err) : NULL;
+	if (res == NULL || q == NULL) {
+		PQclear(res);
+		facts_free(&idx);
+		return cli_error("index verify: %s", err);
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		uint64_t serial = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+		facts_add(&arch, serial, 'A', xs_term_value(PFX_ACCOUNT, PQgetvalue(res, r, 1)));
+		facts_add(&arch, serial, 'F', xs_term_value(PFX_FOLDER, PQgetvalue(res, r, 2)));
+	}
+	PQclear(res);
+	size_t queued = (size_t)PQntuples(q);
+	uint64_t *skip = xcalloc(queued ? queued : 1, sizeof(uint64_t));
+	for (size_t k = 0; k < queued; k++)
+		skip[k] = strtoull(PQgetvalue(q, (int)k, 0), NULL, 10);
+	PQclear(q);
+	size_t differ = index_facts_compare(&idx, &arch, skip, queued);
+	free(skip);
+	facts_free(&idx);
+	facts_free(&arch);
+	printf("index verify: %zu messages indexed and present, %zu not yet indexed, %zu missing, %zu extra; "
+	       "%zu document%s differ from the archive in accounts or folders; %zu queued for re-indexing\n", ok,
+	       pending, missing, extra, differ, differ == 1 ? "" : "s", queued);
+	return missing == 0 && extra == 0 && differ == 0 ? 0 : 1;
 }

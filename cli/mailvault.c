@@ -43,7 +43,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: mailvault [-c FILE] [--json] COMMAND [ARGS]\n"
 		"  init                               create or migrate the schema and roles (idempotent)\n"
-		"  account add NAME --host H --user U --secret REF [--port P] [--tls imaps|starttls]\n"
+		"  account add NAME --host H --user U --secret SECRET [--port P] [--tls imaps|starttls]\n"
 		"              [--auth plain|login|xoauth2|oauthbearer] [--ca-file F] [--interval S]\n"
 		"              [--include PATTERN]... [--exclude PATTERN]...\n"
 		"  account list | enable NAME | disable NAME | remove NAME\n"
@@ -55,7 +55,10 @@ static void usage(FILE *out)
 		"                                     (a query that starts with - goes after --: search -- -from:x)\n"
 		"  officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE\n"
 		"  index verify | index rebuild       compare the index with the archive; re-index everything\n"
-		"REF is file:PATH, env:NAME or cmd:COMMAND; secrets are never stored in the database.\n");
+		"  verify [--sample N | --all]        hash every stored message again (or N at random); report any change\n"
+		"SECRET names a [secret SECRET] section of the configuration (source = file:PATH, env:NAME or\n"
+		"cmd:COMMAND, and the host and user it may be sent to); secrets are never stored in the database.\n"
+		"Folder patterns are IMAP LIST patterns: * and %% are wildcards, everything else is literal.\n");
 }
 
 /* The subcommands. */
@@ -65,7 +68,7 @@ static const struct cli_command {
 } cli_commands[] = {
 	{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls }, { "show", cmd_show },
 	{ "status", cmd_status }, { "search", cmd_search }, { "officer", cmd_officer },
-	{ "index", cmd_index },
+	{ "index", cmd_index }, { "verify", cmd_verify },
 };
 
 /* The subcommand called name, or NULL. */

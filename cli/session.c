@@ -106,14 +106,15 @@ static void session_handle(struct cli *cli, int fd, const char *key)
 	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
+		/* every descriptor received is kept or closed, however many a caller sent */
 		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int got[8];
-		memcpy(got, CMSG_DATA(cm), (nfd < 8 ? nfd : 8) * sizeof(int));
-		for (size_t i = 0; i < nfd && i < 8; i++) {
+		for (size_t i = 0; i < nfd; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
 			if (i < 2 && fds[i] < 0)
-				fds[i] = got[i];
+				fds[i] = got;
 			else
-				close(got[i]);
+				close(got);
 		}
 	}
 	if (n != (ssize_t)sizeof(len) || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || fds[0] < 0 || fds[1] < 0 ||
