@@ -33,18 +33,24 @@ t_contains "a second init applies nothing" "$(mvcli init)" "(0 migrations applie
 
 # --- account add validates before storing anything ---
 ref=$(mv_pw "$D" frank frank-pw)
-t_contains "a plain password is refused as a secret" \
-	"$(mvcli account add x --host localhost --user u --secret frank-pw 2>&1)" "secret must be a reference"
+out=$(mvcli account add x --host localhost --user u --secret "file:$D/secret-frank" 2>&1)
+t_contains "a secret reference in the database is refused: secrets are named sections of the configuration" \
+	"$out" "--secret takes the name of a [secret NAME] section"
+t_contains "and the section to write is shown" "$out" "source = file:$D/secret-frank"
+t_contains "a secret name with a space is refused" \
+	"$(mvcli account add x --host localhost --user u --secret 'frank pw' 2>&1)" "--secret takes the name"
+t_contains "a secret bound to another user is refused" \
+	"$(mvcli account add x --host localhost --user u --secret "$ref" 2>&1)" "[secret frank] may be sent only to localhost as frank"
 t_contains "plain-text IMAP is not offered" \
-	"$(mvcli account add x --host localhost --user u --secret "$ref" --tls none 2>&1)" "--tls must be imaps or starttls"
-t_contains "a bad port is refused" "$(mvcli account add x --host localhost --port 70000 --user u --secret "$ref" 2>&1)" "--port"
-t_contains "a bad name is refused" "$(mvcli account add 'a b' --host localhost --user u --secret "$ref" 2>&1)" \
+	"$(mvcli account add x --host localhost --user frank --secret "$ref" --tls none 2>&1)" "--tls must be imaps or starttls"
+t_contains "a bad port is refused" "$(mvcli account add x --host localhost --port 70000 --user frank --secret "$ref" 2>&1)" "--port"
+t_contains "a bad name is refused" "$(mvcli account add 'a b' --host localhost --user frank --secret "$ref" 2>&1)" \
 	"letters, digits"
-t_fail "missing --host is refused" mvcli account add x --user u --secret "$ref"
+t_fail "missing --host is refused" mvcli account add x --user frank --secret "$ref"
 t_eq "nothing was stored by the refused commands" 0 "$(mv_sql 'SELECT count(*) FROM accounts')"
 t_ok "a valid account is added" mvcli account add frank --host localhost --port "$DOVECOT_IMAPS_PORT" --user frank \
 	--secret "$ref" --interval 90 --include 'INBOX' --include 'Deals/*'
-t_contains "a duplicate name is refused" "$(mvcli account add frank --host localhost --user u --secret "$ref" 2>&1)" \
+t_contains "a duplicate name is refused" "$(mvcli account add frank --host localhost --user frank --secret "$ref" 2>&1)" \
 	"an account with that name exists"
 t_contains "account list shows it" "$(mvcli account list)" "frank                enabled  imaps://localhost:$DOVECOT_IMAPS_PORT"
 json=$(mvcli --json account list)
@@ -78,8 +84,13 @@ log=$(mvd --once 2>&1)
 t_contains "a disabled account is not polled" "$log" "one pass done: 0 accounts"
 t_ok "enable works" mvcli account enable frank
 t_contains "enable of an unknown account is an error" "$(mvcli account enable ghost 2>&1)" "no account named 'ghost'"
-t_ok "an account with nothing archived can be removed" mvcli account add spare --host localhost --user u --secret "$ref"
-t_ok "remove spare" mvcli account remove spare
+out=$(mvcli account add spare --host localhost --user u --secret spare 2>&1)
+t_contains "an account whose secret is not configured yet is added with a warning" "$out" "has no [secret spare] section"
+out=$(mvcli status)
+t_contains "status shows that it cannot be polled" "$out" "spare                nosecret"
+t_contains "and the exact section to add" "$out" "$(printf '[secret spare]\n  source = file:/etc/mailvault/secrets/NAME')"
+t_contains "for its host and user" "$out" "$(printf '  host = localhost\n  user = u')"
+t_ok "an account with nothing archived can be removed" mvcli account remove spare
 t_eq "only frank is left" "frank" "$(mv_sql "SELECT string_agg(name, ',') FROM accounts")"
 # --- a server without LIST-STATUS (and without CONDSTORE or SPECIAL-USE): STATUS per folder ---
 printf '\n# it-cli: a plainer server\nimap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN\n' >>"$DOVECOT_CONF"

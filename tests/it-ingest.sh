@@ -42,7 +42,7 @@ mvcli account add alice --host localhost --port "$DOVECOT_IMAPS_PORT" --user ali
 mvcli account add bob --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttls --user bob \
 	--secret "$(mv_pw "$D" bob bob-pass)" >/dev/null
 mvcli account add legal-shared --host localhost --port "$DOVECOT_IMAPS_PORT" --user legal-shared \
-	--secret "$(mv_pw "$D" shared shared-pass)" --exclude 'Trash*' >/dev/null
+	--secret "$(mv_pw "$D" shared shared-pass legal-shared)" --exclude 'Trash*' >/dev/null
 
 server_alice_before=$("$MV_PYTHON" "$MV_ROOT/tests/lib/imap_hashes.py" --host localhost --port "$DOVECOT_IMAPS_PORT" \
 	--cafile "$MV_CA_FILE" --user alice --password 'a-pass "quoted" \ ok')

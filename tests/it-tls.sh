@@ -32,22 +32,23 @@ try_account() { # NAME EXPECTED_MESSAGE ACCOUNT_ADD_ARGS...
 }
 
 try_account wrong-password "login as erin on localhost failed" \
-	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
+	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET" erin)"
 try_account untrusted-cert "TLS certificate verification failed for localhost" \
-	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET")" \
+	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET" erin)" \
 	--ca-file /etc/ssl/certs/ca-certificates.crt
 try_account host-mismatch "TLS certificate verification failed for 127.0.0.1" \
-	--host 127.0.0.1 --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
+	--host 127.0.0.1 --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" wrong-ip "$SECRET" erin 127.0.0.1)"
 try_account starttls-mismatch "TLS certificate verification failed for 127.0.0.1" \
-	--host 127.0.0.1 --port "$DOVECOT_IMAP_PORT" --tls starttls --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
+	--host 127.0.0.1 --port "$DOVECOT_IMAP_PORT" --tls starttls --user erin --secret "$(mv_pw "$D" wrong-ip "$SECRET" erin 127.0.0.1)"
 try_account no-starttls "does not offer STARTTLS: refusing to log in without TLS" \
-	--host localhost --port "$DOVECOT_PLAIN_PORT" --tls starttls --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
+	--host localhost --port "$DOVECOT_PLAIN_PORT" --tls starttls --user erin --secret "$(mv_pw "$D" wrong "$SECRET" erin)"
 try_account imaps-on-plain-port "TLS handshake with localhost failed" \
-	--host localhost --port "$DOVECOT_PLAIN_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
-try_account missing-secret "secret environment variable is not set" \
-	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret env:MV_NO_SUCH_VARIABLE
+	--host localhost --port "$DOVECOT_PLAIN_PORT" --user erin --secret "$(mv_pw "$D" wrong "$SECRET" erin)"
+mv_secret_section nosuchvar env:MV_NO_SUCH_VARIABLE erin
+try_account missing-secret "the secret's environment variable is not set" \
+	--host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret nosuchvar
 try_account closed-port "cannot connect to localhost port 1" \
-	--host localhost --port 1 --user erin --secret "$(mv_pw "$D" wrong "$SECRET")"
+	--host localhost --port 1 --user erin --secret "$(mv_pw "$D" wrong "$SECRET" erin)"
 
 t_eq "the plain-text server never saw a login attempt" 0 \
 	"$(grep -cE 'user=<erin>|Login: |auth failed|[1-9][0-9]* auth attempts' "$D/plain/dovecot/log" || true)"
@@ -57,9 +58,11 @@ t_eq "the database never holds a secret" 0 "$(pg_dump -a "$MV_CONNINFO" 2>/dev/n
 
 # and the right settings work, through the environment and a command as well as a file
 export MV_TEST_ERIN_PW='Erin-Real-Pw-5521'
-mvcli account add erin-env --host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret env:MV_TEST_ERIN_PW >/dev/null
+mv_secret_section erin-env env:MV_TEST_ERIN_PW erin
+mv_secret_section erin-cmd "cmd:printf %s Erin-Real-Pw-5521" erin
+mvcli account add erin-env --host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret erin-env >/dev/null
 mvcli account add erin-cmd --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttls --user erin \
-	--auth login --secret "cmd:printf %s Erin-Real-Pw-5521" >/dev/null
+	--auth login --secret erin-cmd >/dev/null
 t_ok "correct credentials (env: over IMAPS, cmd: with LOGIN over STARTTLS) archive the mailbox" \
 	"$MV_BUILD/mailvaultd" -c "$MV_CONF" --once
 t_eq "both accounts archived the 5 messages" 10 "$(mv_sql 'SELECT count(*) FROM locations')"

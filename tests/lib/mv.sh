@@ -5,7 +5,11 @@
 #                     exports MV_CONF
 #   mvcli CMD...      the mailvault CLI with that config
 #   mvd ARGS...       mailvaultd with that config
-#   mv_pw DIR USER PW writes a secret file and prints its reference (file:PATH)
+#   mv_pw DIR NAME PW [USER] [HOST]
+#                     writes a secret file DIR/secret-NAME and a [secret NAME] section for it in MV_CONF
+#                     (bound to USER, default NAME, at HOST, default localhost); prints NAME
+#   mv_secret_section NAME SOURCE USER [HOST]
+#                     (re)writes the [secret NAME] section of MV_CONF
 #   mv_sql SQL        one value (or rows, tab-separated) from the archive database
 
 # mv_setup DIR [EXTRA_DAEMON_SETTINGS]: everything a test needs, started and configured.
@@ -45,11 +49,30 @@ mvd() {
 	"$MV_BUILD/mailvaultd" -c "$MV_CONF" "$@"
 }
 
-# mv_pw DIR USER PASSWORD: a secret file readable only by its owner; prints the reference.
+# mv_secret_section NAME SOURCE USER [HOST]: the [secret NAME] section of MV_CONF, replacing an earlier one.
+mv_secret_section() {
+	"$MV_PYTHON" - "$MV_CONF" "$1" "$2" "$3" "${4:-localhost}" <<'PY'
+import re, sys
+conf, name, source, user, host = sys.argv[1:]
+lines = open(conf).read().splitlines()
+out, skip = [], False
+for line in lines:
+    m = re.match(r"\s*\[(.*)\]\s*$", line)
+    if m:
+        skip = m.group(1).split() == ["secret", name]
+    if not skip:
+        out.append(line)
+out += ["[secret %s]" % name, "source = " + source, "host = " + host, "user = " + user]
+open(conf, "w").write("\n".join(out) + "\n")
+PY
+}
+
+# mv_pw DIR NAME PASSWORD [USER] [HOST]: a secret file readable only by its owner, and its section; prints NAME.
 mv_pw() {
 	local f=$1/secret-$2
 	(umask 077 && printf '%s\n' "$3" >"$f")
-	printf 'file:%s\n' "$f"
+	mv_secret_section "$2" "file:$f" "${4:-$2}" "${5:-localhost}"
+	printf '%s\n' "$2"
 }
 
 # mv_sql SQL: query result, unaligned and tab-separated.
