@@ -4,6 +4,7 @@
 #include "db.h"
 #include "index-layout.h"
 #include "json.h"
+#include "pg-array.h"
 #include "prefixes.h"
 #include "query.h"
 #include "util.h"
@@ -180,7 +181,8 @@ int cmd_search(struct cli *cli, int argc, char **argv)
 	uint64_t *docids = NULL;
 	size_t ndocs = 0;
 	uint64_t total = 0;
-	struct buf details = { 0 }, ids = { 0 };
+	struct buf details = { 0 };
+	struct pg_array ids = PG_ARRAY_INIT;
 	if (cli_connect(cli) < 0 || search_scope(cli, &scope, &nscope) < 0 || (xdb = search_open_index(cli)) == NULL)
 		goto out;
 	char *xerr = NULL;
@@ -235,11 +237,9 @@ int cmd_search(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	/* metadata from PostgreSQL, through row-level security again */
-	buf_append_str(&ids, "{");
 	for (size_t i = 0; i < ndocs; i++)
-		buf_printf(&ids, "%s%llu", i ? "," : "", (unsigned long long)docids[i]);
-	buf_append_str(&ids, "}");
-	const char *p[] = { (const char *)ids.data };
+		pg_array_add_int(&ids, (int64_t)docids[i]);
+	const char *p[] = { pg_array_text(&ids) };
 	const char *err;
 	PGresult *res = db_query(cli->db,
 		"SELECT m.serial, to_char(m.date AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), m.from_addr, m.to_addr, "
@@ -302,7 +302,7 @@ out:
 	strv_free(scope);
 	buf_free(&qtext);
 	buf_free(&details);
-	buf_free(&ids);
+	pg_array_free(&ids);
 	return rc;
 }
 
@@ -359,25 +359,14 @@ int cmd_officer(struct cli *cli, int argc, char **argv)
 	}
 	PQclear(res);
 	/* the role name is checked against pg_roles above and quoted by quote_ident: no injection */
-	struct buf arr = { 0 };
-	buf_append_str(&arr, "{");
+	struct pg_array arr = PG_ARRAY_INIT;
 	if (accounts != NULL) {
 		char *copy = xstrdup(accounts), *save = NULL;
-		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			if (arr.len > 1)
-				buf_append_str(&arr, ",");
-			buf_append_str(&arr, "\"");
-			for (const char *c = tok; *c; c++) {
-				if (*c == '"' || *c == '\\')
-					buf_append_str(&arr, "\\");
-				buf_append(&arr, c, 1);
-			}
-			buf_append_str(&arr, "\"");
-		}
+		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			pg_array_add_str(&arr, tok);
 		free(copy);
 	}
-	buf_append_str(&arr, "}");
-	const char *q[] = { role, all ? "true" : "false", (const char *)arr.data };
+	const char *q[] = { role, all ? "true" : "false", pg_array_text(&arr) };
 	int rc = 1;
 	if (db_begin(cli->db, &err) < 0)
 		goto fail;
@@ -426,7 +415,7 @@ fail:
 	db_rollback(cli->db);
 	cli_error("officer add: %s", err);
 out:
-	buf_free(&arr);
+	pg_array_free(&arr);
 	return rc;
 usage:
 	return cli_error("usage: mailvault officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE");
@@ -603,13 +592,11 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 			free(xerr);
 		}
 		search_close_index(cli, &xdb);
-		struct buf arr = { 0 };
-		buf_append_str(&arr, "{");
+		struct pg_array arr = PG_ARRAY_INIT;
 		for (size_t i = 0; i < s.n; i++)
-			buf_printf(&arr, "%s%llu", i ? "," : "", (unsigned long long)s.ids[i]);
-		buf_append_str(&arr, "}");
+			pg_array_add_int(&arr, (int64_t)s.ids[i]);
 		free(s.ids);
-		const char *p[] = { (const char *)arr.data };
+		const char *p[] = { pg_array_text(&arr) };
 		PGresult *res = NULL;
 		if (db_begin(cli->db, &err) < 0 ||
 		    db_exec(cli->db, "INSERT INTO index_queue (serial, op) SELECT d, 'delete' FROM unnest($1::bigint[]) d "
@@ -617,14 +604,14 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 		    (res = db_query(cli->db, "UPDATE messages SET indexed_at = NULL RETURNING serial", 0, NULL, &err)) == NULL ||
 		    cli_audit(cli, "index-rebuild", cli->cfg->index_path, "{}") < 0 || db_commit(cli->db, &err) < 0) {
 			db_rollback(cli->db);
-			buf_free(&arr);
+			pg_array_free(&arr);
 			PQclear(res);
 			return cli_error("index rebuild: %s", err);
 		}
 		printf("%d messages queued for re-indexing; mailvault-indexer rebuilds the index from the archive\n",
 		       PQntuples(res));
 		PQclear(res);
-		buf_free(&arr);
+		pg_array_free(&arr);
 		return 0;
 	}
 	struct xs_db *xdb = search_open_index(cli);
