@@ -54,16 +54,22 @@ echo "== mailvault init"
 mv init
 # the poller logs in as its own role, which may insert but never change or delete
 pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest" >/dev/null
+# secrets live in the configuration, each bound to the one server and login it may be sent to
 for u in jeff.dasovich ken.lay jeff.skilling legal-shared; do
 	(umask 077 && echo "demo-$u" >"$D/secret-$u")
+	printf '[secret %s]\nsource = file:%s\nhost = localhost\nuser = %s\n' "$u" "$D/secret-$u" "$u" >>"$D/mailvault.conf"
 done
-mv account add jeff.dasovich --host localhost --port "$DOVECOT_IMAPS_PORT" --user jeff.dasovich --secret "file:$D/secret-jeff.dasovich"
-mv account add ken.lay --host localhost --port "$DOVECOT_IMAPS_PORT" --user ken.lay --secret "file:$D/secret-ken.lay"
-mv account add jeff.skilling --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttls --user jeff.skilling --secret "file:$D/secret-jeff.skilling"
-mv account add legal-shared --host localhost --port "$DOVECOT_IMAPS_PORT" --user legal-shared --secret "file:$D/secret-legal-shared" --interval 60
+mv account add jeff.dasovich --host localhost --port "$DOVECOT_IMAPS_PORT" --user jeff.dasovich --secret jeff.dasovich
+mv account add ken.lay --host localhost --port "$DOVECOT_IMAPS_PORT" --user ken.lay --secret ken.lay
+mv account add jeff.skilling --host localhost --port "$DOVECOT_IMAP_PORT" --tls starttls --user jeff.skilling --secret jeff.skilling
+mv account add legal-shared --host localhost --port "$DOVECOT_IMAPS_PORT" --user legal-shared --secret legal-shared \
+	--interval 60 --include 'INBOX' --include 'Matters/*' --exclude 'Matters/genie'
 echo
 echo "== mailvaultd --once (archive every account once)"
 "$build/mailvaultd" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'one pass|poll finished|error'
+echo
+echo "== mailvault account list: what each folder pattern matched (IMAP LIST patterns: * and %, the rest literal)"
+mv account list
 echo
 echo "== a second pass adds nothing: folders are unchanged since the last sync"
 "$build/mailvaultd" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'one pass|unchanged' | head -3
@@ -101,9 +107,16 @@ echo
 echo "== every search is in the hash-chained audit log"
 pg_psql "SELECT seq, actor, action, target, details->>'count' AS hits FROM audit_log ORDER BY seq DESC LIMIT 4" | sed 's/^/   /'
 echo
-echo "== the database refuses to alter archived mail, even for its owner"
+echo "== the database refuses to alter or delete archived mail, even for its owner"
 pg_psql "UPDATE messages SET subject = 'forged' WHERE serial = $serial" 2>&1 | grep -o 'mailvault: .*' || true
+pg_psql "DELETE FROM locations WHERE message_serial = $serial" 2>&1 | grep -o 'mailvault: .*' || true
 pg_psql "DELETE FROM audit_log" 2>&1 | grep -o 'mailvault: .*' || true
+echo "   and the poller cannot store bytes under a key that is not their SHA-256:"
+psql -X -q "$MV_CONNINFO user=demo_poller" -c "INSERT INTO blobs (sha256, size, raw) VALUES (sha256('a'), 1, 'b')" 2>&1 |
+	grep -o 'violates check constraint.*' || true
+echo
+echo "== mailvault verify: every stored message hashed again (the weekly integrity sweep)"
+mv verify
 dovecot_stop "$D"
 pg_stop "$D"
 cat <<EOF
