@@ -483,6 +483,21 @@ static int fact_cmp(const void *a, const void *b)
 	return strcmp(x->value, y->value);
 }
 
+/* Sorts facts and drops repeats (a message in two accounts' INBOX is in folder INBOX once). */
+static void facts_sort_unique(struct facts *f)
+{
+	qsort(f->items, f->n, sizeof(struct fact), fact_cmp);
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		if (n > 0 && fact_cmp(&f->items[n - 1], &f->items[i]) == 0) {
+			free(f->items[i].value);
+			continue;
+		}
+		f->items[n++] = f->items[i];
+	}
+	f->n = n;
+}
+
 /* Where one prefix's postings go. */
 struct fact_sink {
 	struct facts *f;
@@ -538,8 +553,8 @@ static uint64_t *facts_serials(const struct facts *f, size_t *n_r)
    documents differ. */
 static size_t index_facts_compare(struct facts *idx, struct facts *arch, const uint64_t *queued, size_t nqueued)
 {
-	qsort(idx->items, idx->n, sizeof(struct fact), fact_cmp);
-	qsort(arch->items, arch->n, sizeof(struct fact), fact_cmp);
+	facts_sort_unique(idx);
+	facts_sort_unique(arch);
 	size_t nidx, narch;
 	uint64_t *in_idx = facts_serials(idx, &nidx), *in_arch = facts_serials(arch, &narch);
 	size_t i = 0, j = 0, differ = 0;

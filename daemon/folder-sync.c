@@ -467,6 +467,9 @@ static int folder_fetch(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 				for (size_t k = 0; k < bt->nmsgs; k++)
 					*bytes_r += bt->msgs[k].size;
 				*msgs_r += bt->nmsgs;
+				log_debug("account %s folder %s: stored a batch of %zu messages%s up to UID %llu", a->name,
+					  f->name, bt->nmsgs, retrying ? " asked for again" : "",
+					  (unsigned long long)ul->uids[bt->end - 1]);
 			}
 		}
 		batch_clear(bt);

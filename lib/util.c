@@ -170,19 +170,20 @@ size_t util_utf8_seq_len(const unsigned char *p, size_t left)
 	return n;
 }
 
-/* Copies text into valid UTF-8 without NULs, which PostgreSQL text columns require. */
-char *util_utf8_sanitize(const char *data, size_t len)
+/* Copies len bytes keeping valid UTF-8; every other byte, and NUL, becomes \xNN text (escape) or, for
+   PostgreSQL text columns, U+FFFD (a NUL is dropped). */
+static char *util_utf8_rewrite(const unsigned char *p, size_t len, bool escape)
 {
-	const unsigned char *p = (const unsigned char *)data;
-	char *out = xmalloc(len * 3 + 1), *o = out;
-	size_t i = 0;
-	while (i < len) {
+	char *out = xmalloc(len * 4 + 1), *o = out;
+	for (size_t i = 0; i < len;) {
 		size_t n = util_utf8_seq_len(p + i, len - i);
-		if (n == 0) {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else if (n == 1 && p[i] == '\0') {
+		if (n == 0 || p[i] == '\0') {
+			if (escape)
+				o += sprintf(o, "\\x%02x", p[i]);
+			else if (n == 0) {
+				memcpy(o, "\xef\xbf\xbd", 3);
+				o += 3;
+			}
 			i++;
 		} else {
 			memcpy(o, p + i, n);
@@ -194,23 +195,16 @@ char *util_utf8_sanitize(const char *data, size_t len)
 	return out;
 }
 
-/* Valid UTF-8 stays, anything else becomes \\xNN. */
+/* Copies text into valid UTF-8 without NULs, which PostgreSQL text columns require. */
+char *util_utf8_sanitize(const char *data, size_t len)
+{
+	return util_utf8_rewrite((const unsigned char *)data, len, false);
+}
+
+/* Valid UTF-8 stays, anything else becomes \xNN. */
 char *util_utf8_escape_invalid(const unsigned char *data, size_t len)
 {
-	char *out = xmalloc(len * 4 + 1), *o = out;
-	for (size_t i = 0; i < len;) {
-		size_t n = util_utf8_seq_len(data + i, len - i);
-		if (n == 0 || data[i] == '\0') {
-			o += sprintf(o, "\\x%02x", data[i]);
-			i++;
-		} else {
-			memcpy(o, data + i, n);
-			o += n;
-			i += n;
-		}
-	}
-	*o = '\0';
-	return out;
+	return util_utf8_rewrite(data, len, true);
 }
 
 /* Escapes what a terminal would act on; everything printable stays as it is. */

@@ -56,25 +56,45 @@ while [ "$kills" -lt 12 ] && [ "$tries" -lt 80 ]; do
 done
 t_ok "the daemon was killed at least 10 times in the middle of one ingest ($kills)" test "$kills" -ge 10
 
-# SIGTERM: finish the batch in hand, release the lease, exit 0
+# SIGHUP and SIGTERM while a poll is at work: a mailbox of its own, big enough to take a while
+dovecot_add_user "$D" erin erin-pw
+for u in dasovich-j campbell-l salisbury-h buy-r may-l; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" erin INBOX -
+erin_total=$(mv_server_set erin erin-pw | wc -l)
+mvcli account add erin --host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" erin erin-pw)" >/dev/null
+erin_n() { mv_sql "SELECT count(*) FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'erin'"; }
+sed -i 's/^log_level = info/log_level = debug/' "$MV_CONF"
 "$MV_BUILD/mailvaultd" -c "$MV_CONF" >"$D/term.log" 2>&1 &
 pid=$!
-sleep 0.3
-# SIGHUP first: the configuration is read again without a restart
-sed -i 's/^log_level = info/log_level = debug/' "$MV_CONF"
+for ((i = 0; i < 200; i++)); do [ "$(erin_n)" -gt 0 ] && break; sleep 0.05; done
+# SIGHUP: a new configuration, with batches of 500, for the polls that start later; the poll at work
+# keeps the one it started with (batches of 10)
+sed -i 's/^batch_messages = 10$/batch_messages = 500/' "$MV_CONF"
 kill -HUP "$pid"
-sleep 0.3
+sleep 0.2
+at_term=$(erin_n)
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
+after=$(erin_n)
+log=$(cat "$D/term.log")
 t_eq "SIGTERM stops the daemon cleanly" 0 "$rc"
-t_contains "SIGHUP reloaded the configuration" "$(cat "$D/term.log")" "configuration reloaded from"
-t_contains "SIGTERM let the batch in hand finish" "$(cat "$D/term.log")" "stopped"
-sed -i 's/^log_level = debug/log_level = info/' "$MV_CONF"
+t_contains "SIGHUP reloaded the configuration" "$log" "configuration reloaded from"
+t_ok "the signals came while erin's mailbox was being archived ($at_term of $erin_total)" \
+	test "$at_term" -gt 0 -a "$at_term" -lt "$erin_total"
+t_ok "the poll at work stored batches after the reload" bash -c "sed -n '/configuration reloaded/,\$p' '$D/term.log' | grep -q 'account erin folder INBOX: stored a batch of'"
+t_eq "and kept its configuration: every batch it stored after the reload held at most 10" "" \
+	"$(sed -n '/configuration reloaded/,$p' "$D/term.log" | grep 'account erin folder INBOX: stored a batch of' |
+	   grep -v 'stored a batch of \([0-9]\|10\) messages' || true)"
+t_contains "SIGTERM came with a batch in hand" "$log" "stopping: finishing the batches in hand"
+t_ok "and that batch was stored before the daemon left" bash -c "sed -n '/stopping: finishing/,\$p' '$D/term.log' | grep -q 'account erin folder INBOX: stored a batch of'"
+t_ok "then it stopped without finishing the mailbox ($after of $erin_total)" test "$after" -lt "$erin_total"
+t_contains "and said so" "$log" "stopped"
+sed -i 's/^log_level = debug/log_level = info/; s/^batch_messages = 500$/batch_messages = 10/' "$MV_CONF"
+total=$((total + erin_total))
 t_eq "no lease is left behind after SIGTERM" 0 "$(mv_sql 'SELECT count(*) FROM accounts WHERE lease_owner IS NOT NULL')"
 
 t_ok "a restart after the kills completes the archive" mvd --once
-for u in carol:carol-pw dave:dave-pw; do
+for u in carol:carol-pw dave:dave-pw erin:erin-pw; do
 	t_eq "${u%%:*}: archive equals the server's set exactly" "$(mv_server_set "${u%%:*}" "${u#*:}")" "$(mv_archived_set "${u%%:*}")"
 done
 t_eq "exactly one location per server message" "$total" "$(mv_sql 'SELECT count(*) FROM locations')"

@@ -134,15 +134,23 @@ t_eq "the new generation matches the server" \
 
 # --- least privilege and immutability, enforced by the database ---
 poller="$MV_CONNINFO user=mv_poller"
-t_fail "the ingest role cannot UPDATE blobs" psql -X -v ON_ERROR_STOP=1 "$poller" -c "SET ROLE mailvault_ingest; UPDATE blobs SET size = size"
-t_fail "the ingest role cannot DELETE messages" psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM messages"
-t_fail "the ingest role cannot UPDATE messages" psql -X -v ON_ERROR_STOP=1 "$poller" -c "UPDATE messages SET subject = 'x'"
-t_fail "the ingest role cannot DELETE locations" psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM locations"
-t_fail "the ingest role cannot DELETE blobs" psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM blobs"
-t_fail "even the owner cannot UPDATE stored bytes" mv_sql "UPDATE blobs SET raw = raw || 'x'::bytea, size = size + 1"
-t_fail "even the owner cannot rewrite a message's fields" mv_sql "UPDATE messages SET subject = 'forged'"
-t_fail "even the owner cannot rewrite provenance" mv_sql "UPDATE locations SET uid = uid + 1000"
-t_fail "TRUNCATE of blobs is refused" mv_sql "TRUNCATE blobs CASCADE"
+# each refusal is asserted with the database's own words, not as any error
+t_denied "the ingest role cannot UPDATE blobs" "permission denied for table blobs" \
+	psql -X -v ON_ERROR_STOP=1 "$poller" -c "SET ROLE mailvault_ingest; UPDATE blobs SET size = size"
+t_denied "the ingest role cannot DELETE messages" "permission denied for table messages" \
+	psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM messages"
+t_denied "the ingest role cannot UPDATE messages" "permission denied for table messages" \
+	psql -X -v ON_ERROR_STOP=1 "$poller" -c "UPDATE messages SET subject = 'x'"
+t_denied "the ingest role cannot DELETE locations" "permission denied for table locations" \
+	psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM locations"
+t_denied "the ingest role cannot DELETE blobs" "permission denied for table blobs" \
+	psql -X -v ON_ERROR_STOP=1 "$poller" -c "DELETE FROM blobs"
+t_denied "even the owner cannot UPDATE stored bytes" "UPDATE on blobs is refused: archived content is immutable" \
+	mv_sql "UPDATE blobs SET raw = raw || 'x'::bytea, size = size + 1"
+t_denied "even the owner cannot rewrite a message's fields" "archived message fields are immutable" \
+	mv_sql "UPDATE messages SET subject = 'forged'"
+t_denied "even the owner cannot rewrite provenance" "provenance is immutable" mv_sql "UPDATE locations SET uid = uid + 1000"
+t_denied "TRUNCATE of blobs is refused" "TRUNCATE on blobs is refused" mv_sql "TRUNCATE blobs CASCADE"
 t_eq "after all that, the bytes are intact" "0" \
 	"$(mv_sql "SELECT count(*) FROM blobs WHERE sha256 <> sha256(raw)")"
 

@@ -139,12 +139,14 @@ t_eq "imap4d: an 8-bit flag is stored, its byte written \\xNN" '{"\\Seen","$Labe
 t_eq "imap4d: a second pass succeeds" 0 "$(poll imap4d)"
 t_contains "imap4d: and skips the folders whose unquoted STATUS names were matched (Work/Projects/Q3 2001)" \
 	"$(cat "$D/imap4d.log")" "account imap4d: 1 folder synced, 5 unchanged, 0 failed"
+t_ok "imap4d: the server logged the session (so the next check is not vacuous)" grep -q 'UID FETCH' "$D/simap-imap4d/log"
 t_eq "imap4d: the server was never asked to change anything" "" \
 	"$(simap_log "$D" imap4d | grep -E '^[0-9]+ [^ ]+ (SELECT|STORE|UID STORE|EXPUNGE|UID EXPUNGE|COPY|MOVE|APPEND|DELETE)' || true)"
 
 # --- a Gmail-like server: LIST RETURN only with LIST-EXTENDED, and LIST wildcards ---
 add_simap gmailish --exclude '[Gmail]/Spam' --exclude 'Jun?'
 t_eq "gmailish: one pass archives every selected folder (exit status 0)" 0 "$(poll gmailish)"
+t_ok "gmailish: the server logged the LIST it was sent" grep -q ' LIST ' "$D/simap-gmailish/log"
 t_eq "gmailish: no extended LIST was sent to a server without LIST-EXTENDED" "" \
 	"$(simap_log "$D" gmailish | grep 'LIST .*RETURN' || true)"
 t_eq "gmailish: [Gmail]/Spam is excluded as written, ? is literal, [Gmail] was never examined" \

@@ -5,6 +5,9 @@
 #   t_ok "desc" CMD...            passes if CMD exits 0 (CMD runs in this shell, so exports stick;
 #                                 its output goes to a file, shown on failure)
 #   t_fail "desc" CMD...          passes if CMD exits non-zero
+#   t_denied "desc" NEEDLE CMD... passes if CMD exits non-zero and its output says NEEDLE (the refusal
+#                                 asserted, not just any error)
+#   t_eq_ok "desc" EXPECTED CMD...  passes if CMD exits 0 and its output (stdout) equals EXPECTED
 #   t_eq "desc" EXPECTED ACTUAL   passes if the two strings are equal
 #   t_contains "desc" HAYSTACK NEEDLE   passes if NEEDLE occurs in HAYSTACK
 #   t_done NAME                   prints "NAME: N passed, N failed"; exits 1 if any failed, else 0
@@ -84,6 +87,39 @@ t_fail() {
 		_t_nok "$desc"
 		echo "#   command succeeded but should have failed: $*"
 		_t_show_output
+	fi
+}
+
+# t_denied DESC NEEDLE CMD...: passes if CMD fails and its output contains NEEDLE.
+t_denied() {
+	local desc=$1 needle=$2 rc=0
+	shift 2
+	_t_run "$@" || rc=$?
+	if [ "$rc" != 0 ] && grep -qF -- "$needle" "$_t_out"; then
+		_t_pass "$desc"
+	else
+		_t_nok "$desc"
+		if [ "$rc" = 0 ]; then
+			echo "#   command succeeded but should have been refused: $*"
+		else
+			echo "#   command failed (status $rc), but without saying: $needle"
+		fi
+		_t_show_output
+	fi
+}
+
+# t_eq_ok DESC EXPECTED CMD...: passes if CMD succeeds and prints exactly EXPECTED (a failing command
+# never passes by printing nothing).
+t_eq_ok() {
+	local desc=$1 expected=$2 rc=0 out
+	shift 2
+	out=$("$@" 2>"${_t_out:-/dev/null}") || rc=$?
+	if [ "$rc" = 0 ] && [ "$out" == "$expected" ]; then
+		_t_pass "$desc"
+	else
+		_t_nok "$desc"
+		[ "$rc" != 0 ] && echo "#   command failed with status $rc: $*"
+		printf '#   expected: %s\n#   actual:   %s\n' "$expected" "$out" | head -n 40
 	fi
 }
 
