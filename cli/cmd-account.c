@@ -280,7 +280,9 @@ static int account_remove(struct cli *cli, const char *name)
 		return cli_error("account remove: %s", err);
 	PGresult *res = db_query(cli->db,
 		"SELECT a.id, (SELECT count(*) FROM locations l JOIN folders f ON f.id = l.folder_id "
-		"WHERE f.account_id = a.id) FROM accounts a WHERE a.name = $1 FOR UPDATE", 1, p, &err);
+		"WHERE f.account_id = a.id), (SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id) + "
+		"(SELECT count(*) FROM uidvalidity_changes u JOIN folders f ON f.id = u.folder_id WHERE f.account_id = a.id) "
+		"FROM accounts a WHERE a.name = $1 FOR UPDATE", 1, p, &err);
 	if (res == NULL)
 		goto fail;
 	if (PQntuples(res) == 0) {
@@ -288,7 +290,7 @@ static int account_remove(struct cli *cli, const char *name)
 		db_rollback(cli->db);
 		return cli_error("no account named '%s'", name);
 	}
-	long long archived = atoll(PQgetvalue(res, 0, 1));
+	long long archived = atoll(PQgetvalue(res, 0, 1)), records = atoll(PQgetvalue(res, 0, 2));
 	char id[24];
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -298,11 +300,13 @@ static int account_remove(struct cli *cli, const char *name)
 				 "(disable it instead: mailvault account disable %s)", name, archived,
 				 archived == 1 ? "" : "s", name);
 	}
+	if (records > 0) {
+		db_rollback(cli->db);
+		return cli_error("account %s has %lld records of what could not be archived or of UIDVALIDITY changes: "
+				 "refusing to remove it (disable it instead: mailvault account disable %s)", name, records, name);
+	}
 	const char *q[] = { id };
-	if (db_exec(cli->db, "DELETE FROM ingest_errors WHERE account_id = $1", 1, q, &err) < 0 ||
-	    db_exec(cli->db, "DELETE FROM uidvalidity_changes WHERE folder_id IN (SELECT id FROM folders "
-		    "WHERE account_id = $1)", 1, q, &err) < 0 ||
-	    db_exec(cli->db, "DELETE FROM folders WHERE account_id = $1", 1, q, &err) < 0 ||
+	if (db_exec(cli->db, "DELETE FROM folders WHERE account_id = $1", 1, q, &err) < 0 ||
 	    db_exec(cli->db, "DELETE FROM accounts WHERE id = $1", 1, q, &err) < 0 || db_commit(cli->db, &err) < 0)
 		goto fail;
 	printf("account %s removed\n", name);

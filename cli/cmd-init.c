@@ -23,21 +23,27 @@ static int init_run_sql(PGconn *db, const char *sql, const char **error_r)
 }
 
 /* Hands every table, sequence and function of the schema to mailvault_owner, a role no program logs in
-   as (migrations create them as the login that runs init). */
+   as (migrations create them as the login that runs init); what an extension installed stays its own. */
 static const char init_sql_take_ownership[] =
 	"DO $$\n"
 	"DECLARE r record; owner oid := 'mailvault_owner'::regrole;\n"
 	"BEGIN\n"
 	"  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
-	"           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> owner LOOP\n"
+	"           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relowner <> owner\n"
+	"           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass\n"
+	"                           AND d.objid = c.oid AND d.deptype = 'e') LOOP\n"
 	"    EXECUTE format('ALTER TABLE %s OWNER TO mailvault_owner', r.obj);\n"
 	"  END LOOP;\n"
 	"  FOR r IN SELECT c.oid::regclass AS obj FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
-	"           WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relowner <> owner LOOP\n"
+	"           WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relowner <> owner\n"
+	"           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass\n"
+	"                           AND d.objid = c.oid AND d.deptype = 'e') LOOP\n"
 	"    EXECUTE format('ALTER SEQUENCE %s OWNER TO mailvault_owner', r.obj);\n"
 	"  END LOOP;\n"
 	"  FOR r IN SELECT p.oid::regprocedure AS obj FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace\n"
-	"           WHERE n.nspname = 'public' AND p.proowner <> owner LOOP\n"
+	"           WHERE n.nspname = 'public' AND p.proowner <> owner\n"
+	"           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass\n"
+	"                           AND d.objid = p.oid AND d.deptype = 'e') LOOP\n"
 	"    EXECUTE format('ALTER FUNCTION %s OWNER TO mailvault_owner', r.obj);\n"
 	"  END LOOP;\n"
 	"END $$";

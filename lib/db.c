@@ -1,5 +1,6 @@
 /* PostgreSQL access through libpq: connecting with a program's role, parameterised queries only. */
 #include "db.h"
+#include "log.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -30,6 +31,15 @@ PGconn *db_connect(const char *conninfo, const char *application, const char *ro
 		return NULL;
 	}
 	if (role != NULL) {
+		/* least privilege: a program that logs in as someone who can become the archive's owner could
+		   undo what the database enforces, if it were ever taken over */
+		PGresult *who = PQexec(conn, "SELECT session_user, r.rolsuper OR CASE WHEN EXISTS (SELECT 1 FROM pg_roles "
+				       "WHERE rolname = 'mailvault_owner') THEN pg_has_role(session_user, 'mailvault_owner', "
+				       "'MEMBER') ELSE false END FROM pg_roles r WHERE r.rolname = session_user");
+		if (PQresultStatus(who) == PGRES_TUPLES_OK && PQntuples(who) == 1 && strcmp(PQgetvalue(who, 0, 1), "t") == 0)
+			log_warn("%s logs in as %s, who can act as the archive's owner: give it a login of its own that is "
+				 "only a member of %s (least privilege)", application, PQgetvalue(who, 0, 0), role);
+		PQclear(who);
 		char *sql = xasprintf("SET ROLE %s", role); /* role is a compile-time constant, never user input */
 		int r = db_exec(conn, sql, 0, NULL, error_r);
 		free(sql);

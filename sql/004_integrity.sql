@@ -18,6 +18,22 @@ END $$;
 GRANT mailvault_owner TO CURRENT_USER;
 GRANT USAGE, CREATE ON SCHEMA public TO mailvault_owner;
 
+-- Only mailvault's roles connect, and nobody but the administrator makes temporary objects: a temporary
+-- table or view may shadow a table's name for whoever looks names up without pg_temp last, so functions
+-- that run with the owner's rights (SECURITY DEFINER) all set search_path = pg_catalog, public, pg_temp.
+DO $$
+BEGIN
+    EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO mailvault_ingest, mailvault_indexer, mailvault_retention, '
+                   'mailvault_officer', current_database());
+END $$;
+ALTER FUNCTION mailvault_may_see(integer) SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION mailvault_audit(text, text, jsonb) SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION mailvault_refuse_change() SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION mailvault_messages_guard() SET search_path = pg_catalog, public, pg_temp;
+ALTER FUNCTION mailvault_locations_guard() SET search_path = pg_catalog, public, pg_temp;
+REVOKE ALL ON FUNCTION mailvault_refuse_change(), mailvault_messages_guard(), mailvault_locations_guard() FROM PUBLIC;
+
 -- Content addressing, checked by the database: a blob is stored only under the hash of its bytes.
 ALTER TABLE blobs ADD CONSTRAINT blobs_sha256_is_hash_of_raw CHECK (sha256 = sha256(raw));
 
@@ -88,14 +104,14 @@ GRANT SELECT (id, account_id, folder_id, uidvalidity, uid, size, retry, kind) ON
 -- A new generation of a folder (first sight, or a new UIDVALIDITY): the one way its watermark goes back
 -- to 0, and the change is kept in uidvalidity_changes. True if the generation changed.
 CREATE FUNCTION mailvault_folder_generation(p_folder bigint, p_uidvalidity bigint) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    f folders%ROWTYPE;
+    f public.folders%ROWTYPE;
 BEGIN
     IF p_uidvalidity IS NULL OR p_uidvalidity < 1 OR p_uidvalidity > 4294967295 THEN
         RAISE EXCEPTION 'mailvault: % is not a UIDVALIDITY', p_uidvalidity USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO f FROM folders WHERE id = p_folder FOR UPDATE;
+    SELECT * INTO f FROM public.folders WHERE id = p_folder FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'mailvault: no folder %', p_folder USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -103,10 +119,10 @@ BEGIN
         RETURN false;
     END IF;
     IF f.uidvalidity IS NOT NULL THEN
-        INSERT INTO uidvalidity_changes (folder_id, old_uidvalidity, new_uidvalidity, old_last_uid)
+        INSERT INTO public.uidvalidity_changes (folder_id, old_uidvalidity, new_uidvalidity, old_last_uid)
         VALUES (p_folder, f.uidvalidity, p_uidvalidity, f.last_uid);
     END IF;
-    UPDATE folders SET uidvalidity = p_uidvalidity, last_uid = 0, uidnext = NULL WHERE id = p_folder;
+    UPDATE public.folders SET uidvalidity = p_uidvalidity, last_uid = 0, uidnext = NULL WHERE id = p_folder;
     RETURN true;
 END $$;
 
@@ -114,11 +130,11 @@ END $$;
 -- this very transaction stored a location or an ingest error for: never back, never past the batch.
 -- (first_seen and occurred_at default to now(), the transaction's start, and the poller cannot set them.)
 CREATE FUNCTION mailvault_folder_advance(p_folder bigint, p_uidvalidity bigint, p_last_uid bigint) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    f folders%ROWTYPE;
+    f public.folders%ROWTYPE;
 BEGIN
-    SELECT * INTO f FROM folders WHERE id = p_folder FOR UPDATE;
+    SELECT * INTO f FROM public.folders WHERE id = p_folder FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'mailvault: no folder %', p_folder USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -133,24 +149,40 @@ BEGIN
     IF p_last_uid = f.last_uid THEN
         RETURN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM locations l WHERE l.folder_id = p_folder AND l.uidvalidity = p_uidvalidity
+    IF NOT EXISTS (SELECT 1 FROM public.locations l WHERE l.folder_id = p_folder AND l.uidvalidity = p_uidvalidity
                    AND l.uid = p_last_uid AND l.first_seen = now())
-       AND NOT EXISTS (SELECT 1 FROM ingest_errors e WHERE e.folder_id = p_folder AND e.uidvalidity = p_uidvalidity
+       AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.folder_id = p_folder AND e.uidvalidity = p_uidvalidity
                        AND e.uid = p_last_uid AND e.occurred_at = now()) THEN
         RAISE EXCEPTION 'mailvault: the watermark of folder % may only advance to a UID this transaction stored (not %)',
             p_folder, p_last_uid USING ERRCODE = 'insufficient_privilege';
     END IF;
-    UPDATE folders SET last_uid = p_last_uid WHERE id = p_folder;
+    UPDATE public.folders SET last_uid = p_last_uid WHERE id = p_folder;
 END $$;
 REVOKE ALL ON FUNCTION mailvault_folder_generation(bigint, bigint), mailvault_folder_advance(bigint, bigint, bigint)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mailvault_folder_generation(bigint, bigint), mailvault_folder_advance(bigint, bigint, bigint)
     TO mailvault_ingest;
 
+-- The poller's lease, renewed inside each batch's transaction: a poller that lost it (another one took
+-- the account over) gets an error, so its batch is never committed.
+CREATE FUNCTION mailvault_lease_renew(p_account integer, p_owner text, p_seconds integer) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    UPDATE public.accounts SET lease_expires = now() + make_interval(secs => p_seconds)
+        WHERE id = p_account AND lease_owner = p_owner;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mailvault: another poller holds the lease of account % now', p_account
+            USING ERRCODE = 'lock_not_available';
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION mailvault_lease_renew(integer, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mailvault_lease_renew(integer, text, integer) TO mailvault_ingest;
+
 -- Deletion: refused on archived content for every role, the owner included, except inside the disposal
 -- function, which runs as the owner with mailvault.disposing set for its own duration. Anyone may SET
 -- that variable, but only a SECURITY DEFINER function of the owner runs its DELETE as mailvault_owner.
-CREATE FUNCTION mailvault_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION mailvault_guard_delete() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF current_setting('mailvault.disposing', true) = 'on' AND current_user = 'mailvault_owner' THEN
         RETURN OLD;
@@ -161,11 +193,25 @@ END $$;
 CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete();
 CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete();
 CREATE TRIGGER locations_no_delete BEFORE DELETE ON locations FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete();
+-- What could not be archived, and the UIDVALIDITY history, are records too: never changed, never removed.
+CREATE TRIGGER ingest_errors_immutable BEFORE UPDATE ON ingest_errors
+    FOR EACH ROW EXECUTE FUNCTION mailvault_refuse_change();
+CREATE TRIGGER ingest_errors_no_delete BEFORE DELETE ON ingest_errors
+    FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete();
+CREATE TRIGGER ingest_errors_no_truncate BEFORE TRUNCATE ON ingest_errors
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_refuse_change();
+CREATE TRIGGER uidvalidity_changes_immutable BEFORE UPDATE ON uidvalidity_changes
+    FOR EACH ROW EXECUTE FUNCTION mailvault_refuse_change();
+CREATE TRIGGER uidvalidity_changes_no_delete BEFORE DELETE ON uidvalidity_changes
+    FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete();
+CREATE TRIGGER uidvalidity_changes_no_truncate BEFORE TRUNCATE ON uidvalidity_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_refuse_change();
+REVOKE ALL ON FUNCTION mailvault_guard_delete() FROM PUBLIC;
 
 -- The one deletion path. Retention and legal holds fill it in a later version; until then it refuses
 -- everything, so no message can leave the archive at all.
 CREATE FUNCTION mailvault_dispose(p_serial bigint, p_reason text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public SET mailvault.disposing = 'on' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET mailvault.disposing = 'on' AS $$
 BEGIN
     RAISE EXCEPTION 'mailvault: disposal is not available in this version: message % is kept (%)', p_serial,
         coalesce(p_reason, 'no reason given') USING ERRCODE = 'insufficient_privilege';
@@ -178,14 +224,16 @@ GRANT EXECUTE ON FUNCTION mailvault_dispose(bigint, text) TO mailvault_retention
 -- transaction is indexed whole anyway). The queue replaces the indexer's watermark on locations.id,
 -- which missed locations committed out of id order.
 CREATE FUNCTION mailvault_location_reindex() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM messages m WHERE m.serial = NEW.message_serial AND m.ingested_at <> now()) THEN
-        INSERT INTO index_queue (serial, op) VALUES (NEW.message_serial, 'reindex');
-    END IF;
+    INSERT INTO public.index_queue (serial, op)
+        SELECT DISTINCT n.message_serial, 'reindex' FROM new_locations n
+        JOIN public.messages m ON m.serial = n.message_serial WHERE m.ingested_at <> now();
     RETURN NULL;
 END $$;
-CREATE TRIGGER locations_reindex AFTER INSERT ON locations FOR EACH ROW EXECUTE FUNCTION mailvault_location_reindex();
+REVOKE ALL ON FUNCTION mailvault_location_reindex() FROM PUBLIC;
+CREATE TRIGGER locations_reindex AFTER INSERT ON locations REFERENCING NEW TABLE AS new_locations
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_location_reindex();
 DROP TABLE indexer_state;
 -- messages the old watermark may have missed: every one seen in more than one place
 INSERT INTO index_queue (serial, op)
