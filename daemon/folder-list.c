@@ -64,7 +64,8 @@ static void folder_take_status(struct folder *f, const struct imap_arg *list)
 	const struct imap_arg *v;
 	if ((v = imap_list_find(list, "UIDVALIDITY")) && imap_arg_as_u64(v, &f->uidvalidity) == 0)
 		f->have_status = true;
-	if ((v = imap_list_find(list, "UIDNEXT")) && imap_arg_as_u64(v, &f->uidnext) == 0)
+	if ((v = imap_list_find(list, "UIDNEXT")) && imap_arg_as_u64(v, &f->uidnext) == 0 &&
+	    f->uidnext <= (uint64_t)UINT32_MAX + 1)
 		f->have_status_uidnext = true;
 	if ((v = imap_list_find(list, "HIGHESTMODSEQ")))
 		imap_arg_as_u64(v, &f->highestmodseq);
@@ -390,10 +391,14 @@ void folder_record_result(struct poll_ctx *ctx, const struct folder *f, const ch
 	const char *p[] = { s_id, error };
 	if (!f->have_db || db_conn_lost(ctx->db))
 		return;
+	/* the error may quote the server, in any charset */
+	char *safe = error ? util_utf8_sanitize(error, strlen(error)) : NULL;
+	p[1] = safe;
 	if (db_exec(ctx->db, error ? "UPDATE folders SET last_error = $2, last_error_at = now() WHERE id = $1"
 			     : "UPDATE folders SET last_error = NULL WHERE id = $1 AND last_error IS NOT NULL",
 		    error ? 2 : 1, p, &err) < 0)
 		log_warn("folder %s: cannot record the outcome of its sync: %s", f->name, err);
+	free(safe);
 }
 
 /* Frees every folder and the list. */

@@ -18,7 +18,7 @@
 /* What EXAMINE told us. */
 struct examine_state {
 	uint64_t uidvalidity, uidnext, highestmodseq, exists;
-	bool have_uidvalidity, have_uidnext;
+	bool have_uidvalidity, have_uidnext, have_exists;
 };
 
 /* Untagged responses of EXAMINE. */
@@ -32,11 +32,12 @@ static void examine_on_untagged(const struct imap_response *r, void *ctxp)
 			e->have_uidvalidity = imap_arg_as_u64(&r->code_args[1], &e->uidvalidity) == 0 &&
 					      e->uidvalidity > 0 && e->uidvalidity <= UINT32_MAX;
 		else if (imap_arg_atom_equals(&r->code_args[0], "UIDNEXT"))
-			e->have_uidnext = imap_arg_as_u64(&r->code_args[1], &e->uidnext) == 0;
+			e->have_uidnext = imap_arg_as_u64(&r->code_args[1], &e->uidnext) == 0 &&
+					  e->uidnext <= (uint64_t)UINT32_MAX + 1;
 		else if (imap_arg_atom_equals(&r->code_args[0], "HIGHESTMODSEQ"))
 			imap_arg_as_u64(&r->code_args[1], &e->highestmodseq);
 	} else if (r->status == IMAP_STATUS_NONE && r->count >= 2 && imap_arg_atom_equals(&r->args[1], "EXISTS")) {
-		imap_arg_as_u64(&r->args[0], &e->exists);
+		e->have_exists = imap_arg_as_u64(&r->args[0], &e->exists) == 0;
 	}
 }
 
@@ -48,6 +49,8 @@ struct uid_list {
 	uint64_t above;          /* only UIDs greater than this count (the watermark) */
 	uint64_t anchor_seq;     /* the sequence number of the watermark's own message, 0 if not seen */
 	uint64_t exists;         /* messages in the mailbox: EXAMINE's EXISTS, then EXISTS and EXPUNGE since */
+	size_t limit;            /* more UIDs than this is not a listing but a flood: the folder fails */
+	bool overflow;
 	char *malformed;         /* the first answer that could not be read, if any */
 };
 
@@ -76,9 +79,12 @@ static void uids_on_untagged(const struct imap_response *r, void *ctxp)
 			ul->anchor_seq = 0;
 		else if (ul->anchor_seq > seq)
 			ul->anchor_seq--;
+		/* the message itself no longer has a number: it cannot stand for a neighbour the server left out */
 		for (size_t i = 0; i < ul->count; i++)
 			if (ul->seqs[i] > seq)
 				ul->seqs[i]--;
+			else if (ul->seqs[i] == seq)
+				ul->seqs[i] = 0;
 		return;
 	}
 	if (r->count < 3 || !imap_arg_atom_equals(&r->args[1], "FETCH") || r->args[2].type != IMAP_ARG_LIST)
@@ -90,8 +96,13 @@ static void uids_on_untagged(const struct imap_response *r, void *ctxp)
 		ul->anchor_seq = seq;
 	if (uid <= ul->above)
 		return; /* "n:*" also returns the highest UID when it is below n */
-	if ((v = imap_list_find(&r->args[2], "RFC822.SIZE")) != NULL)
-		imap_arg_as_u64(v, &size);
+	if ((v = imap_list_find(&r->args[2], "RFC822.SIZE")) != NULL && imap_arg_as_u64(v, &size) == 0 &&
+	    size > (uint64_t)INT64_MAX)
+		size = SIZE_UNKNOWN;
+	if (ul->count >= ul->limit) {
+		ul->overflow = true;
+		return;
+	}
 	if (ul->count == ul->cap) {
 		ul->cap = ul->cap ? ul->cap * 2 : 256;
 		ul->uids = xrealloc(ul->uids, ul->cap * sizeof(uint64_t));
@@ -171,7 +182,13 @@ struct batch {
 	size_t nskipped;
 	char *malformed;          /* the first answer that could not be read */
 	bool *seen;               /* per UID of the range: some FETCH answer named it */
+	uint64_t bytes, budget;   /* body bytes kept, and at most (a server may send more than it announced) */
+	size_t extras;            /* second bodies kept */
+	bool over_budget;
 };
+
+/* Second bodies for repeated UIDs kept per batch, at most. */
+#define BATCH_MAX_EXTRAS 64
 
 /* Converts IMAP's "17-Jul-1996 02:44:25 -0700" into ISO 8601 for PostgreSQL; NULL if it is not one. */
 static char *internaldate_to_iso(const char *s)
@@ -182,7 +199,14 @@ static char *internaldate_to_iso(const char *s)
 	const char *end = strptime(s, "%d-%b-%Y %H:%M:%S %z", &tm);
 	if (end == NULL || tm.tm_year < 0 || tm.tm_year > 8000)
 		return NULL;
+	/* strptime takes 31-Feb; PostgreSQL would not: a date that does not survive normalising is no date */
+	struct tm check = tm;
 	long off = tm.tm_gmtoff;
+	check.tm_isdst = 0;
+	if (timegm(&check) == (time_t)-1 || check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon ||
+	    check.tm_hour != tm.tm_hour || check.tm_min != tm.tm_min || check.tm_sec != tm.tm_sec ||
+	    labs(off) > 24 * 3600)
+		return NULL;
 	return xasprintf("%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 3600, (labs(off) % 3600) / 60);
 }
@@ -296,6 +320,16 @@ static void batch_on_untagged(const struct imap_response *r, void *ctxp)
 		if (m->size == body->len && memcmp(m->raw, body->data, body->len) == 0)
 			return;
 	}
+	/* memory stays bounded whatever the server sends: what is over the budget is asked for again */
+	if (bt->bytes + body->len > bt->budget || (!first && bt->extras >= BATCH_MAX_EXTRAS)) {
+		if (!bt->over_budget)
+			log_warn("the server sent more bytes or bodies in one FETCH answer than it announced: the rest are "
+				 "asked for again");
+		bt->over_budget = true;
+		return;
+	}
+	bt->bytes += body->len;
+	bt->extras += !first;
 	batch_add_body(bt, uid, l, body, !first);
 }
 
@@ -365,7 +399,9 @@ static void batch_account_for_all(const struct account *a, const struct folder *
 					     "once the limit is raised", (unsigned long long)size,
 					     (unsigned long long)bt->max_message));
 		} else {
-			char *why = bt->seen[i - bt->first] ? xstrdup("the server's FETCH answer held no body")
+			char *why = bt->over_budget ? xstrdup("the server's FETCH answer brought more bytes than announced, "
+							      "this body beyond the batch's budget")
+				  : bt->seen[i - bt->first] ? xstrdup("the server's FETCH answer held no body")
 				  : bt->malformed ? xasprintf("the server sent no readable FETCH answer for it (one that "
 							      "could not be read: %s)", bt->malformed)
 				  : xstrdup("the server sent no FETCH answer for it");
@@ -417,7 +453,8 @@ static int folder_fetch(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 		while (j < ul->count && n < cfg->batch_messages) {
 			uint64_t s = ul->sizes[j];
 			bool fetched = s == SIZE_UNKNOWN || s <= cfg->max_message_bytes;
-			uint64_t cost = s == SIZE_UNKNOWN ? 0 : s;
+			/* a message of unknown size may be as big as the limit allows: it counts so */
+			uint64_t cost = s == SIZE_UNKNOWN ? cfg->max_message_bytes : s;
 			if (n > 0 && fetched && bytes + cost > cfg->batch_bytes)
 				break;
 			if (fetched)
@@ -429,7 +466,8 @@ static int folder_fetch(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 			cap = cap ? cap * 2 : 16;
 			batches = xrealloc(batches, cap * sizeof(*batches));
 		}
-		batches[nbatches++] = (struct batch){ .first = i, .end = j, .ul = ul, .max_message = cfg->max_message_bytes };
+		batches[nbatches++] = (struct batch){ .first = i, .end = j, .ul = ul, .max_message = cfg->max_message_bytes,
+						      .budget = cfg->batch_bytes + cfg->max_message_bytes };
 		i = j;
 	}
 
@@ -438,7 +476,11 @@ static int folder_fetch(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 	for (size_t b = 0; b < nbatches; b++) {
 		struct batch *bt = &batches[b];
 		bt->seen = xcalloc(bt->end - bt->first, sizeof(bool));
-		if (tag != 0) {
+		if (tag == 0 && imap_conn_broken(conn)) {
+			/* the request never left: nothing of the batch is to be recorded as missing */
+			*error_r = xasprintf("fetching messages failed: the connection broke");
+			rc = -1;
+		} else if (tag != 0) {
 			enum imap_conn_status st = imap_conn_wait(conn, tag, batch_on_untagged, bt, &text);
 			if (st == IMAP_CONN_ERROR) {
 				*error_r = xasprintf("fetching messages failed: %s", text);
@@ -461,7 +503,6 @@ static int folder_fetch(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 			};
 			if (store_batch(ctx, a, &sb, &err) < 0) {
 				*error_r = xasprintf("storing messages failed: %s", err);
-				ctx->account_fatal = true;
 				rc = -1;
 			} else {
 				for (size_t k = 0; k < bt->nmsgs; k++)
@@ -496,6 +537,11 @@ static int folder_list_uids(struct imap_conn *conn, const char *set, struct uid_
 		*error_r = xasprintf("UID FETCH of UIDs and sizes failed: %s", text);
 		return -1;
 	}
+	if (ul->overflow) {
+		*error_r = xasprintf("the server listed more than %zu UIDs, more than the folder can hold: the folder is "
+				     "not advanced", ul->limit);
+		return -1;
+	}
 	if (ul->malformed != NULL) {
 		/* a UID we could not read might be skipped for ever: the watermark stays until it can be read */
 		*error_r = xasprintf("an answer listing UIDs could not be read, so the folder is not advanced "
@@ -518,7 +564,7 @@ static size_t folder_unlisted_seqs(const struct uid_list *ul, uint64_t **missing
 		/* the watermark's message is gone: the lowest sequence number listed is the best start */
 		lo = UINT64_MAX;
 		for (size_t i = 0; i < ul->count; i++)
-			lo = ul->seqs[i] < lo ? ul->seqs[i] : lo;
+			lo = ul->seqs[i] != 0 && ul->seqs[i] < lo ? ul->seqs[i] : lo;
 		if (lo == UINT64_MAX)
 			return 0;
 	}
@@ -526,7 +572,7 @@ static size_t folder_unlisted_seqs(const struct uid_list *ul, uint64_t **missing
 		return 0;
 	bool *seen = xcalloc((size_t)(ul->exists - lo + 1), sizeof(bool));
 	for (size_t i = 0; i < ul->count; i++)
-		if (ul->seqs[i] >= lo && ul->seqs[i] <= ul->exists)
+		if (ul->seqs[i] != 0 && ul->seqs[i] >= lo && ul->seqs[i] <= ul->exists)
 			seen[ul->seqs[i] - lo] = true;
 	size_t n = 0;
 	uint64_t *missing = NULL;
@@ -609,7 +655,7 @@ static int folder_retry(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 		 n == 1 ? "" : "s");
 	struct buf set = { 0 };
 	uid_set_append(&set, want, n);
-	struct uid_list ul = { .above = 0 };
+	struct uid_list ul = { .above = 0, .limit = 2 * n + 100 };
 	int rc = folder_list_uids(conn, (const char *)set.data, &ul, error_r);
 	buf_free(&set);
 	if (rc == 0)
@@ -632,7 +678,6 @@ static int folder_retry(struct poll_ctx *ctx, struct imap_conn *conn, const stru
 						  .nskipped = gone.nskipped };
 			if (store_batch(ctx, a, &sb, &err) < 0) {
 				*error_r = xasprintf("storing messages failed: %s", err);
-				ctx->account_fatal = true;
 				rc = -1;
 			}
 		}
@@ -677,7 +722,7 @@ int folder_sync(struct poll_ctx *ctx, struct imap_conn *conn, const struct accou
 	PGresult *res = db_query(ctx->db, "SELECT mailvault_folder_generation($1, $2)", 2, gp, &err);
 	if (res == NULL) {
 		*error_r = xasprintf("database error: %s", err);
-		ctx->account_fatal = true;
+		ctx->account_fatal = db_conn_lost(ctx->db);
 		return -1;
 	}
 	bool new_generation = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -702,8 +747,10 @@ int folder_sync(struct poll_ctx *ctx, struct imap_conn *conn, const struct accou
 	size_t total_msgs = 0;
 	uint64_t total_bytes = 0;
 	int rc = 0;
-	if (ex.exists > 0) {
-		struct uid_list ul = { .above = last_uid, .exists = ex.exists };
+	/* a folder that said how many messages it holds is listed when it holds any; one that did not, always */
+	if (ex.exists > 0 || !ex.have_exists) {
+		struct uid_list ul = { .above = last_uid, .exists = ex.exists,
+				       .limit = (size_t)(ex.exists < 50u * 1000 * 1000 ? ex.exists : 50u * 1000 * 1000) + 100000 };
 		rc = folder_list_new_uids(conn, a, f, &ul, error_r);
 		if (rc == 0)
 			rc = folder_fetch(ctx, conn, a, f, ex.uidvalidity, &ul, false, &total_msgs, &total_bytes, error_r);
@@ -718,7 +765,7 @@ int folder_sync(struct poll_ctx *ctx, struct imap_conn *conn, const struct accou
 		if (db_exec(ctx->db, "UPDATE folders SET uidnext = $2, highestmodseq = $3, last_sync = now() WHERE id = $1",
 			    3, p, &err) < 0) {
 			*error_r = xasprintf("database error: %s", err);
-			ctx->account_fatal = true;
+			ctx->account_fatal = db_conn_lost(ctx->db);
 			rc = -1;
 		}
 		if (rc == 0)

@@ -170,13 +170,16 @@ static void release_account(struct pool *pool, PGconn *db, const struct account 
 	snprintf(s_id, sizeof(s_id), "%d", a->id);
 	snprintf(s_delay, sizeof(s_delay), "%.3f", delay);
 	snprintf(s_fail, sizeof(s_fail), "%d", failures);
-	const char *p[] = { s_id, pool->lease_owner, s_delay, s_fail, error, outcome == POLL_FAILED ? "f" : "t" };
+	/* the error may quote the server, in any charset */
+	char *safe = error ? util_utf8_sanitize(error, strlen(error)) : NULL;
+	const char *p[] = { s_id, pool->lease_owner, s_delay, s_fail, safe, outcome == POLL_FAILED ? "f" : "t" };
 	if (db_exec(db, "UPDATE accounts SET lease_owner = NULL, lease_expires = NULL, failures = $4, "
 		    "next_poll = now() + make_interval(secs => $3::double precision), "
 		    "last_success = CASE WHEN $6::boolean THEN now() ELSE last_success END, "
 		    "last_error = $5, last_error_at = CASE WHEN $5::text IS NULL THEN last_error_at ELSE now() END "
 		    "WHERE id = $1 AND lease_owner = $2", 6, p, &err) < 0)
 		log_error("cannot release account %s: %s", a->name, err);
+	free(safe);
 }
 
 /* Clears leases held by pollers of this host that died (kill -9, power loss) so work resumes at once. */

@@ -1,8 +1,10 @@
 /* Stores fetched batches: one transaction each, pipelined through libpq, nothing stored twice, nothing wedged. */
 #include "poller.h"
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "msg-headers.h"
+#include "pg-array.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -17,24 +19,36 @@ static const char store_sql_message[] =
 	"WITH b AS (INSERT INTO blobs (sha256, size, raw) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING) "
 	"INSERT INTO messages (sha256, message_id, date, from_addr, to_addr, cc_addr, subject, size, header_error) "
 	"VALUES ($1, $4, $5, $6, $7, $8, $9, $2, $10) ON CONFLICT (sha256) DO NOTHING";
-/* A separate statement, so that its snapshot sees a message another poller committed meanwhile. */
+/* Every location of the batch in one statement, after the messages, so that its snapshot also sees a
+   message another poller committed meanwhile; the database queues the re-index of messages it had
+   before, once per statement. */
+static const char store_sql_locations[] =
+	"INSERT INTO locations (message_serial, folder_id, uidvalidity, uid, internaldate, flags) "
+	"SELECT m.serial, $1, $2, v.uid, v.idate, v.flags::text[] "
+	"FROM unnest($3::bytea[], $4::bigint[], $5::timestamptz[], $6::text[]) AS v(sha, uid, idate, flags) "
+	"JOIN messages m ON m.sha256 = v.sha RETURNING id";
+/* One location (the careful path). */
 static const char store_sql_location[] =
 	"INSERT INTO locations (message_serial, folder_id, uidvalidity, uid, internaldate, flags) "
 	"SELECT serial, $2, $3, $4, $5, $6 FROM messages WHERE sha256 = $1 RETURNING id";
+/* Whether the location a UID already has holds these bytes. */
+static const char store_sql_location_same[] =
+	"SELECT m.sha256 = $4 FROM locations l JOIN messages m ON m.serial = l.message_serial "
+	"WHERE l.folder_id = $1 AND l.uidvalidity = $2 AND l.uid = $3";
 static const char store_sql_skipped[] =
 	"INSERT INTO ingest_errors (account_id, folder_id, uidvalidity, uid, size, reason, retry, sha256, kind) "
 	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /* Only forward, only to a UID this transaction stored: the database checks both. */
 static const char store_sql_watermark[] = "SELECT mailvault_folder_advance($1, $2, $3)";
-/* Renewing the lease inside the batch's transaction proves we still own the account. */
-static const char store_sql_lease[] =
-	"UPDATE accounts SET lease_expires = now() + make_interval(secs => $3) "
-	"WHERE id = $1 AND lease_owner = $2 RETURNING id";
+/* Renewing the lease inside the batch's transaction proves we still own the account: the function
+   raises an error otherwise, so nothing of the batch is committed. */
+static const char store_sql_lease[] = "SELECT mailvault_lease_renew($1, $2, $3)";
 
 /* Per-message values computed before the transaction (hash and headers), as statement parameters. */
 struct store_prep {
 	struct fetched_msg *msg;
 	unsigned char sha[SHA256_LEN];
+	char sha_hex[2 * SHA256_LEN + 3];   /* "\x" and hex: the bytea text form */
 	struct msg_headers h;
 	char date[40], size[24], uid[24];
 };
@@ -48,10 +62,22 @@ struct store_ctx {
 	const char *lease_owner;
 };
 
-/* Which statement of the pipeline failed, and how. */
+/* How a pipelined or careful store ended. */
 enum store_failure { STORE_FAILED_NONE, STORE_FAILED_RETRY, STORE_FAILED_LEASE, STORE_FAILED_CONTENT, STORE_FAILED_DB };
 
-/* Fills the message statement's parameters (headers NULL and header_error set: the fallback form). */
+/* What a failed statement means for the batch, from its SQLSTATE. */
+static enum store_failure store_failure_of(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+		return STORE_FAILED_RETRY;    /* a deadlock with another poller: try again */
+	if (state != NULL && strcmp(state, "55P03") == 0)
+		return STORE_FAILED_LEASE;    /* another poller holds the account */
+	return STORE_FAILED_CONTENT;
+}
+
+/* Fills the message statement's parameters; without_headers (not NULL) leaves the parsed header fields
+   out and says why in header_error. */
 static void store_message_params(const struct store_prep *p, const char *without_headers, const char *v[10],
 				 int l[10], int f[10])
 {
@@ -76,9 +102,9 @@ static void store_message_params(const struct store_prep *p, const char *without
 	f[0] = f[2] = 1;
 }
 
-/* Fills the location statement's parameters. */
-static void store_location_params(const struct store_ctx *sc, const struct store_prep *p, const char *v[6], int l[6],
-				  int f[6])
+/* Fills one location's parameters; bare leaves INTERNALDATE and FLAGS out. */
+static void store_location_params(const struct store_ctx *sc, const struct store_prep *p, bool bare, const char *v[6],
+				  int l[6], int f[6])
 {
 	memset(l, 0, 6 * sizeof(int));
 	memset(f, 0, 6 * sizeof(int));
@@ -86,26 +112,28 @@ static void store_location_params(const struct store_ctx *sc, const struct store
 	v[1] = sc->folder;
 	v[2] = sc->uv;
 	v[3] = p->uid;
-	v[4] = p->msg->internaldate;
-	v[5] = p->msg->flags;
+	v[4] = bare ? NULL : p->msg->internaldate;
+	v[5] = bare ? "{}" : p->msg->flags;
 	l[0] = SHA256_LEN;
 	f[0] = 1;
 }
 
-/* Fills an ingest_errors row's parameters; s_uid and s_size are the caller's buffers. */
+/* Fills an ingest_errors row's parameters; s_uid and s_size are the caller's buffers, *reason_r a copy of
+   the reason made safe for a text column (server text may be anything) that the caller frees. */
 static void store_skipped_params(const struct store_ctx *sc, const struct skipped_msg *s, char *s_uid, char *s_size,
-				 const char *v[9], int l[9], int f[9])
+				 char **reason_r, const char *v[9], int l[9], int f[9])
 {
 	memset(l, 0, 9 * sizeof(int));
 	memset(f, 0, 9 * sizeof(int));
 	snprintf(s_uid, 24, "%llu", (unsigned long long)s->uid);
 	snprintf(s_size, 24, "%llu", (unsigned long long)s->size);
+	*reason_r = util_utf8_sanitize(s->reason, strlen(s->reason));
 	v[0] = sc->acct;
 	v[1] = sc->folder;
 	v[2] = sc->uv;
-	v[3] = s_uid;
+	v[3] = s->uid ? s_uid : NULL;
 	v[4] = s_size;
-	v[5] = s->reason;
+	v[5] = *reason_r;
 	v[6] = s->retry ? "true" : "false";
 	v[7] = s->have_sha256 ? (const char *)s->sha256 : NULL;
 	v[8] = s->kind ? s->kind : "other";
@@ -134,16 +162,12 @@ static enum store_failure store_recv(PGconn *db, int expect_rows, const char *wh
 		return STORE_FAILED_DB;
 	}
 	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
-			failure = STORE_FAILED_RETRY;
-		else
-			failure = STORE_FAILED_CONTENT;
-		if (st != PGRES_PIPELINE_ABORTED)
-			*error_r = db_error_set(what, PQresultErrorMessage(res));
-		else
-			*error_r = db_error_set(what, "skipped after an earlier error");
+	if (st == PGRES_PIPELINE_ABORTED) {
+		*error_r = db_error_set(what, "skipped after an earlier error");
+		failure = STORE_FAILED_CONTENT;
+	} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		failure = store_failure_of(res);
+		*error_r = db_error_set(what, PQresultErrorMessage(res));
 	} else if (expect_rows >= 0 && PQntuples(res) != expect_rows) {
 		*error_r = db_error_set(what, "unexpected row count");
 		failure = STORE_FAILED_CONTENT;
@@ -155,15 +179,16 @@ static enum store_failure store_recv(PGconn *db, int expect_rows, const char *wh
 	return failure;
 }
 
-/* The whole batch in one pipelined round trip. */
+/* The whole batch in one pipelined round trip: BEGIN, lease, a statement per message, one for all
+   locations, one per skipped UID, NOTIFY, the watermark, COMMIT. */
 static enum store_failure store_pipelined(struct store_ctx *sc, char **error_r)
 {
 	PGconn *db = sc->db;
 	struct store_batch *b = sc->b;
 	const char *err = NULL;
-	int sent = 0;
-	/* what each statement is, to read the results back in order */
-	enum { Q_OTHER, Q_LEASE, Q_MESSAGE, Q_LOCATION } *kinds = xcalloc(3 * b->nmsgs + b->nskipped + 8, sizeof(*kinds));
+	int sent = 0, nlocations = 0;
+	enum { Q_OTHER, Q_LEASE, Q_MESSAGE, Q_LOCATIONS } *kinds = xcalloc(b->nmsgs + b->nskipped + 8, sizeof(*kinds));
+	struct pg_array shas = PG_ARRAY_INIT, uids = PG_ARRAY_INIT, idates = PG_ARRAY_INIT, flags = PG_ARRAY_INIT;
 	if (PQenterPipelineMode(db) != 1) {
 		*error_r = xstrdup(db_error_set("cannot enter pipeline mode", PQerrorMessage(db)));
 		free(kinds);
@@ -178,25 +203,35 @@ static enum store_failure store_pipelined(struct store_ctx *sc, char **error_r)
 	kinds[sent++] = Q_LEASE;
 	for (size_t i = 0; i < b->nmsgs; i++) {
 		struct store_prep *p = &sc->prep[i];
-		const char *mv[10], *lv[6];
-		int ml[10], mf[10], ll[6], lf[6];
+		const char *mv[10];
+		int ml[10], mf[10];
 		store_message_params(p, NULL, mv, ml, mf);
 		if (store_send(db, store_sql_message, 10, mv, ml, mf, &err) < 0)
 			goto abort;
 		kinds[sent++] = Q_MESSAGE;
 		if (p->msg->no_location)
 			continue;
-		store_location_params(sc, p, lv, ll, lf);
-		if (store_send(db, store_sql_location, 6, lv, ll, lf, &err) < 0)
+		pg_array_add_str(&shas, p->sha_hex);
+		pg_array_add_int(&uids, (int64_t)p->msg->uid);
+		pg_array_add_str(&idates, p->msg->internaldate);
+		pg_array_add_str(&flags, p->msg->flags);
+		nlocations++;
+	}
+	if (nlocations > 0) {
+		const char *lv[] = { sc->folder, sc->uv, pg_array_text(&shas), pg_array_text(&uids), pg_array_text(&idates),
+				     pg_array_text(&flags) };
+		if (store_send(db, store_sql_locations, 6, lv, NULL, NULL, &err) < 0)
 			goto abort;
-		kinds[sent++] = Q_LOCATION;
+		kinds[sent++] = Q_LOCATIONS;
 	}
 	for (size_t i = 0; i < b->nskipped; i++) {
-		char s_uid[24], s_size[24];
+		char s_uid[24], s_size[24], *reason;
 		const char *ev[9];
 		int el[9], ef[9];
-		store_skipped_params(sc, &b->skipped[i], s_uid, s_size, ev, el, ef);
-		if (store_send(db, store_sql_skipped, 9, ev, el, ef, &err) < 0)
+		store_skipped_params(sc, &b->skipped[i], s_uid, s_size, &reason, ev, el, ef);
+		int r = store_send(db, store_sql_skipped, 9, ev, el, ef, &err);
+		free(reason);
+		if (r < 0)
 			goto abort;
 		kinds[sent++] = Q_OTHER;
 	}
@@ -215,16 +250,20 @@ static enum store_failure store_pipelined(struct store_ctx *sc, char **error_r)
 	if (store_send(db, "COMMIT", 0, NULL, NULL, NULL, &err) < 0 || PQpipelineSync(db) != 1)
 		goto abort;
 	kinds[sent++] = Q_OTHER;
+	pg_array_free(&shas);
+	pg_array_free(&uids);
+	pg_array_free(&idates);
+	pg_array_free(&flags);
 
 	enum store_failure failed = STORE_FAILED_NONE;
 	for (int i = 0; i < sent; i++) {
-		int expect = kinds[i] == Q_LEASE || kinds[i] == Q_LOCATION ? 1 : -1;
-		const char *what = kinds[i] == Q_LEASE ? "lease renewal (another poller owns this account now)"
-				 : kinds[i] == Q_MESSAGE ? "storing message" : kinds[i] == Q_LOCATION ? "recording provenance"
+		int expect = kinds[i] == Q_LOCATIONS ? nlocations : -1;
+		const char *what = kinds[i] == Q_LEASE ? "lease renewal"
+				 : kinds[i] == Q_MESSAGE ? "storing message" : kinds[i] == Q_LOCATIONS ? "recording provenance"
 				 : "batch statement";
 		enum store_failure f = store_recv(db, expect, what, &err);
 		if (f != STORE_FAILED_NONE && failed == STORE_FAILED_NONE) {
-			failed = kinds[i] == Q_LEASE && f == STORE_FAILED_CONTENT ? STORE_FAILED_LEASE : f;
+			failed = f;
 			*error_r = xstrdup(err);
 		}
 	}
@@ -257,17 +296,23 @@ abort:
 	PQexitPipelineMode(db);
 	db_rollback(db);
 	free(kinds);
+	pg_array_free(&shas);
+	pg_array_free(&uids);
+	pg_array_free(&idates);
+	pg_array_free(&flags);
 	return STORE_FAILED_DB;
 }
 
-/* Runs one statement of the careful path; the result (rows) or NULL with *error_r. */
+/* Runs one statement of the careful path: its result, or NULL with *error_r and *failure_r. */
 static PGresult *store_exec(PGconn *db, const char *sql, int n, const char *const *v, const int *l, const int *f,
-			    const char **error_r)
+			    const char **error_r, enum store_failure *failure_r)
 {
 	PGresult *res = PQexecParams(db, sql, n, NULL, v, l, f, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		*error_r = db_error_set("database", PQresultErrorMessage(res));
+		if (failure_r != NULL)
+			*failure_r = db_conn_lost(db) ? STORE_FAILED_DB : store_failure_of(res);
 		PQclear(res);
 		return NULL;
 	}
@@ -278,60 +323,116 @@ static PGresult *store_exec(PGconn *db, const char *sql, int n, const char *cons
 static int store_do(PGconn *db, const char *sql, int n, const char *const *v, const int *l, const int *f,
 		    const char **error_r)
 {
-	PGresult *res = store_exec(db, sql, n, v, l, f, error_r);
+	PGresult *res = store_exec(db, sql, n, v, l, f, error_r, NULL);
 	PQclear(res);
 	return res ? 0 : -1;
 }
 
-/* Stores one message in a savepoint: whole; else without its parsed header fields; else records why it
-   cannot be stored (asked for again at later polls). 0, or -1 if even that failed. */
-static int store_one_carefully(struct store_ctx *sc, struct store_prep *p)
+/* Inserts one ingest_errors row; 0 or -1. */
+static int store_record(struct store_ctx *sc, const struct skipped_msg *s, const char **error_r)
+{
+	char s_uid[24], s_size[24], *reason;
+	const char *ev[9];
+	int el[9], ef[9];
+	store_skipped_params(sc, s, s_uid, s_size, &reason, ev, el, ef);
+	int r = store_do(sc->db, store_sql_skipped, 9, ev, el, ef, error_r);
+	free(reason);
+	return r;
+}
+
+/* The location of one message in its own savepoint. A UID that already has a location (a reused UID, or a
+   UIDVALIDITY that came back) keeps it: the same bytes are a repeat; other bytes are kept as a message of
+   their own and recorded with both SHA-256s. 0 done, 1 the location itself was refused, -1 failure. */
+static int store_location_carefully(struct store_ctx *sc, struct store_prep *p, bool bare, const char **error_r)
+{
+	PGconn *db = sc->db;
+	const char *lv[6];
+	int ll[6], lf[6];
+	if (store_do(db, "SAVEPOINT loc", 0, NULL, NULL, NULL, error_r) < 0)
+		return -1;
+	store_location_params(sc, p, bare, lv, ll, lf);
+	PGresult *res = PQexecParams(db, store_sql_location, 6, NULL, lv, ll, lf, 0);
+	ExecStatusType st = PQresultStatus(res);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	bool ok = (st == PGRES_TUPLES_OK && PQntuples(res) == 1);
+	bool taken = !ok && state != NULL && strcmp(state, "23505") == 0;
+	if (!ok)
+		*error_r = db_error_set("database", st == PGRES_TUPLES_OK ? "the message row is missing" : PQresultErrorMessage(res));
+	PQclear(res);
+	if (ok)
+		return store_do(db, "RELEASE SAVEPOINT loc", 0, NULL, NULL, NULL, error_r);
+	if (store_do(db, "ROLLBACK TO SAVEPOINT loc", 0, NULL, NULL, NULL, error_r) < 0)
+		return -1;
+	if (!taken)
+		return 1;
+	const char *qv[] = { sc->folder, sc->uv, p->uid, (const char *)p->sha };
+	int ql[4] = { 0, 0, 0, SHA256_LEN }, qf[4] = { 0, 0, 0, 1 };
+	res = store_exec(db, store_sql_location_same, 4, qv, ql, qf, error_r, NULL);
+	if (res == NULL)
+		return -1;
+	bool same = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (same)
+		return 0;
+	char hex[2 * SHA256_LEN + 1];
+	util_hex(p->sha, SHA256_LEN, hex);
+	struct skipped_msg s = { .uid = p->msg->uid, .size = p->msg->size, .kind = "second-body", .retry = false,
+				 .have_sha256 = true,
+				 .reason = xasprintf("UID %s of this folder generation is archived already with other bytes: "
+						     "these (sha256 %s) are kept as a message of their own", p->uid, hex) };
+	memcpy(s.sha256, p->sha, SHA256_LEN);
+	log_warn("UID %s came again with other bytes: kept as a message of its own (sha256 %s)", p->uid, hex);
+	int r = store_record(sc, &s, error_r);
+	free(s.reason);
+	return r;
+}
+
+/* Stores one message in a savepoint: whole; else without its parsed header fields; else without its
+   INTERNALDATE and FLAGS too; else records why it cannot be stored (asked for again at later polls).
+   0, or -1 if even that failed. */
+static int store_one_carefully(struct store_ctx *sc, struct store_prep *p, enum store_failure *failure_r)
 {
 	PGconn *db = sc->db;
 	const char *err = "", *v[10];
 	int l[10], f[10];
 	char *why = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 3; attempt++) {
 		if (store_do(db, "SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0)
-			return -1;
+			goto fail;
 		store_message_params(p, why, v, l, f);
-		int ok = store_do(db, store_sql_message, 10, v, l, f, &err) == 0;
-		if (ok && !p->msg->no_location) {
-			const char *lv[6];
-			int ll[6], lf[6];
-			store_location_params(sc, p, lv, ll, lf);
-			PGresult *res = store_exec(db, store_sql_location, 6, lv, ll, lf, &err);
-			ok = res != NULL && PQntuples(res) == 1;
-			if (res != NULL && !ok)
-				err = "the message row is missing";
-			PQclear(res);
-		}
-		if (ok) {
+		PGresult *res = store_exec(db, store_sql_message, 10, v, l, f, &err, NULL);
+		int r = res ? 0 : 1;
+		PQclear(res);
+		if (r == 0 && !p->msg->no_location)
+			r = store_location_carefully(sc, p, attempt == 2, &err);
+		if (r < 0)
+			goto fail;
+		if (r == 0) {
 			free(why);
-			return store_do(db, "RELEASE SAVEPOINT msg", 0, NULL, NULL, NULL, &err);
+			return store_do(db, "RELEASE SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0 ? -1 : 0;
 		}
-		if (store_do(db, "ROLLBACK TO SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0) {
-			free(why);
-			return -1;
-		}
-		if (attempt == 0) {
-			/* a header field PostgreSQL refused (an index limit, an encoding): keep the bytes without it */
-			why = xasprintf("parsed header fields not stored, PostgreSQL refused them: %s", err);
+		if (store_do(db, "ROLLBACK TO SAVEPOINT msg", 0, NULL, NULL, NULL, &err) < 0)
+			goto fail;
+		char *next = xasprintf(attempt == 0 ? "parsed header fields not stored, PostgreSQL refused them: %s"
+				       : "parsed header fields, INTERNALDATE and FLAGS not stored, PostgreSQL refused them: %s", err);
+		free(why);
+		why = util_utf8_sanitize(next, strlen(next));
+		free(next);
+		if (attempt < 2)
 			log_warn("UID %s: %s", p->uid, why);
-		}
 	}
 	free(why);
 	struct skipped_msg s = { .uid = p->msg->uid, .size = p->msg->size, .retry = true, .kind = "refused",
 				 .reason = xasprintf("PostgreSQL refused to store it: %s", err) };
-	memcpy(s.sha256, p->sha, SHA256_LEN);
 	log_error("UID %s cannot be stored, recorded in ingest_errors: %s", p->uid, s.reason);
-	char s_uid[24], s_size[24];
-	const char *ev[9];
-	int el[9], ef[9];
-	store_skipped_params(sc, &s, s_uid, s_size, ev, el, ef);
-	int r = store_do(db, store_sql_skipped, 9, ev, el, ef, &err);
+	int r = store_record(sc, &s, &err);
 	free(s.reason);
-	return r;
+	if (r == 0)
+		return 0;
+fail:
+	free(why);
+	*failure_r = db_conn_lost(db) ? STORE_FAILED_DB : STORE_FAILED_CONTENT;
+	return -1;
 }
 
 /* The batch again, statement by statement, each message in a savepoint, so one message PostgreSQL
@@ -341,30 +442,20 @@ static enum store_failure store_carefully(struct store_ctx *sc, char **error_r)
 	PGconn *db = sc->db;
 	struct store_batch *b = sc->b;
 	const char *err = "";
+	enum store_failure failure = STORE_FAILED_CONTENT;
 	const char *lease_vals[] = { sc->acct, sc->lease_owner, sc->lease };
 	if (store_do(db, "BEGIN", 0, NULL, NULL, NULL, &err) < 0)
 		goto fail;
-	PGresult *res = store_exec(db, store_sql_lease, 3, lease_vals, NULL, NULL, &err);
+	PGresult *res = store_exec(db, store_sql_lease, 3, lease_vals, NULL, NULL, &err, &failure);
 	if (res == NULL)
 		goto fail;
-	int leased = PQntuples(res);
 	PQclear(res);
-	if (leased != 1) {
-		db_rollback(db);
-		*error_r = xstrdup("lease renewal: another poller owns this account now");
-		return STORE_FAILED_LEASE;
-	}
 	for (size_t i = 0; i < b->nmsgs; i++)
-		if (store_one_carefully(sc, &sc->prep[i]) < 0)
+		if (store_one_carefully(sc, &sc->prep[i], &failure) < 0)
 			goto fail;
-	for (size_t i = 0; i < b->nskipped; i++) {
-		char s_uid[24], s_size[24];
-		const char *ev[9];
-		int el[9], ef[9];
-		store_skipped_params(sc, &b->skipped[i], s_uid, s_size, ev, el, ef);
-		if (store_do(db, store_sql_skipped, 9, ev, el, ef, &err) < 0)
+	for (size_t i = 0; i < b->nskipped; i++)
+		if (store_record(sc, &b->skipped[i], &err) < 0)
 			goto fail;
-	}
 	const char *wv[] = { sc->folder, sc->uv, sc->last };
 	if ((b->nmsgs > 0 && store_do(db, "NOTIFY mailvault_new_mail", 0, NULL, NULL, NULL, &err) < 0) ||
 	    (b->new_last_uid > 0 && store_do(db, store_sql_watermark, 3, wv, NULL, NULL, &err) < 0) ||
@@ -374,7 +465,7 @@ static enum store_failure store_carefully(struct store_ctx *sc, char **error_r)
 fail:
 	*error_r = xstrdup(err);
 	db_rollback(db);
-	return db_conn_lost(db) ? STORE_FAILED_DB : STORE_FAILED_CONTENT;
+	return db_conn_lost(db) ? STORE_FAILED_DB : failure;
 }
 
 /* Stores one batch atomically, falling back to the careful path when PostgreSQL refuses its content. */
@@ -391,6 +482,8 @@ int store_batch(struct poll_ctx *ctx, const struct account *acct, struct store_b
 		struct store_prep *p = &sc.prep[i];
 		p->msg = &b->msgs[i];
 		sha256_digest(p->msg->raw, p->msg->size, p->sha);
+		memcpy(p->sha_hex, "\\x", 2);
+		util_hex(p->sha, SHA256_LEN, p->sha_hex + 2);
 		msg_headers_parse(p->msg->raw, p->msg->size, &p->h);
 		snprintf(p->size, sizeof(p->size), "%zu", p->msg->size);
 		snprintf(p->uid, sizeof(p->uid), "%llu", (unsigned long long)p->msg->uid);
@@ -415,13 +508,16 @@ int store_batch(struct poll_ctx *ctx, const struct account *acct, struct store_b
 		for (int attempt = 0; attempt < 3; attempt++) {
 			FREE(err);
 			f = store_carefully(&sc, &err);
-			if (f != STORE_FAILED_CONTENT)
+			if (f != STORE_FAILED_CONTENT && f != STORE_FAILED_RETRY)
 				break;
 		}
 	}
 	for (size_t i = 0; i < b->nmsgs; i++)
 		msg_headers_free(&sc.prep[i].h);
 	free(sc.prep);
+	/* the database or the lease gone: the account's poll ends here; anything else fails this folder */
+	if (f == STORE_FAILED_DB || f == STORE_FAILED_LEASE)
+		ctx->account_fatal = true;
 	if (f == STORE_FAILED_NONE) {
 		free(err);
 		return 0;
