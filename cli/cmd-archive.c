@@ -224,8 +224,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		"(SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.serial IN (SELECT l.message_serial FROM "
 		" locations l JOIN folders f ON f.id = l.folder_id WHERE f.account_id = a.id)), "
 		ISO_UTC("a.last_success") ", a.last_error, "
-		"(SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id AND NOT EXISTS (SELECT 1 FROM locations l "
-		" WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity AND l.uid = e.uid)), "
+		"(SELECT count(*) FROM ingest_errors e WHERE e.account_id = a.id AND (e.kind = 'second-body' OR NOT EXISTS "
+		" (SELECT 1 FROM locations l WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity AND l.uid = e.uid))), "
 		ISO_UTC("a.next_poll") ", a.lease_owner, a.secret_name, a.host, a.username, a.legacy_secret_ref, "
 		"(SELECT count(*) FROM folders f WHERE f.account_id = a.id AND f.last_error IS NOT NULL AND f.selected) "
 		"FROM accounts a ORDER BY a.name", 0, NULL, &err);
@@ -333,7 +333,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	/* what could not be archived; an error whose UID was archived later says so */
 	res = db_query(cli->db, "SELECT a.name, coalesce(f.name, '-'), e.uid, e.size, e.reason, " ISO_UTC("e.occurred_at")
 		       ", EXISTS (SELECT 1 FROM locations l WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity "
-		       "AND l.uid = e.uid), e.retry, encode(e.sha256, 'hex') FROM ingest_errors e JOIN accounts a ON a.id = e.account_id "
+		       "AND l.uid = e.uid), e.retry, e.kind FROM ingest_errors e JOIN accounts a ON a.id = e.account_id "
 		       "LEFT JOIN folders f ON f.id = e.folder_id ORDER BY e.id DESC LIMIT 20", 0, NULL, &err);
 	if (res == NULL)
 		return cli_error("status: %s", err);
@@ -341,9 +341,12 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("\ningest errors (newest first):\n");
 	for (int i = 0; i < PQntuples(res); i++) {
 		bool archived = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+		const char *kind = PQgetvalue(res, i, 8);
 		printf("  %s %s/%s uid %s (%s bytes): %s%s\n", PQgetvalue(res, i, 5), util_term(PQgetvalue(res, i, 0)),
 		       util_term(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		       util_term(PQgetvalue(res, i, 4)), archived ? " [archived since]"
+		       util_term(PQgetvalue(res, i, 4)),
+		       strcmp(kind, "second-body") == 0 ? " [both bodies archived; the UID names the first]"
+		       : archived ? " [archived since]"
 		       : strcmp(PQgetvalue(res, i, 7), "t") == 0 ? " [asked for again at every poll]" : "");
 	}
 	PQclear(res);

@@ -536,27 +536,15 @@ static bool serial_in(const uint64_t *sorted, size_t n, uint64_t serial)
 	return lo < n && sorted[lo] == serial;
 }
 
-/* The serials facts speak of, sorted and unique (facts already sorted). */
-static uint64_t *facts_serials(const struct facts *f, size_t *n_r)
-{
-	uint64_t *v = xcalloc(f->n ? f->n : 1, sizeof(uint64_t));
-	size_t n = 0;
-	for (size_t i = 0; i < f->n; i++)
-		if (n == 0 || v[n - 1] != f->items[i].serial)
-			v[n++] = f->items[i].serial;
-	*n_r = n;
-	return v;
-}
-
-/* Prints every difference between what documents say and what the archive says, for messages both know
-   and not queued for re-indexing (messages missing from one side are counted apart); returns how many
-   documents differ. */
-static size_t index_facts_compare(struct facts *idx, struct facts *arch, const uint64_t *queued, size_t nqueued)
+/* Prints every difference between what documents say and what the archive says, for the messages that
+   have a document (in_idx, sorted) and are marked indexed (in_arch, sorted), not queued for re-indexing
+   (messages missing from one side are counted apart); returns how many documents differ. A document
+   that names no place at all is compared too. */
+static size_t index_facts_compare(struct facts *idx, struct facts *arch, const uint64_t *in_idx, size_t nidx,
+				  const uint64_t *in_arch, size_t narch, const uint64_t *queued, size_t nqueued)
 {
 	facts_sort_unique(idx);
 	facts_sort_unique(arch);
-	size_t nidx, narch;
-	uint64_t *in_idx = facts_serials(idx, &nidx), *in_arch = facts_serials(arch, &narch);
 	size_t i = 0, j = 0, differ = 0;
 	uint64_t last_bad = 0;
 	while (i < idx->n || j < arch->n) {
@@ -582,8 +570,6 @@ static size_t index_facts_compare(struct facts *idx, struct facts *arch, const u
 			differ++;
 		last_bad = odd->serial;
 	}
-	free(in_idx);
-	free(in_arch);
 	return differ;
 }
 
@@ -650,8 +636,12 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 		facts_free(&idx);
 		return cli_error("index verify: %s", err);
 	}
-	size_t i = 0, missing = 0, extra = 0, pending = 0, ok = 0;
+	size_t i = 0, missing = 0, extra = 0, pending = 0, ok = 0, nindexed = 0;
 	int rows = PQntuples(res), r = 0;
+	uint64_t *indexed = xcalloc(rows ? (size_t)rows : 1, sizeof(uint64_t));
+	for (int k = 0; k < rows; k++)
+		if (strcmp(PQgetvalue(res, k, 1), "t") == 0)
+			indexed[nindexed++] = strtoull(PQgetvalue(res, k, 0), NULL, 10);
 	while (r < rows || i < s.n) {
 		uint64_t serial = r < rows ? strtoull(PQgetvalue(res, r, 0), NULL, 10) : UINT64_MAX;
 		uint64_t docid = i < s.n ? s.ids[i] : UINT64_MAX;
@@ -674,7 +664,6 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 		}
 	}
 	PQclear(res);
-	free(s.ids);
 	/* what each document says (accounts, folders) against the archive, for the messages marked indexed;
 	   those queued for re-indexing are known to be stale and are redone by the indexer */
 	struct facts arch = { 0 };
@@ -685,6 +674,8 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	if (res == NULL || q == NULL) {
 		PQclear(res);
 		facts_free(&idx);
+		free(s.ids);
+		free(indexed);
 		return cli_error("index verify: %s", err);
 	}
 	for (r = 0; r < PQntuples(res); r++) {
@@ -698,8 +689,10 @@ int cmd_index(struct cli *cli, int argc, char **argv)
 	for (size_t k = 0; k < queued; k++)
 		skip[k] = strtoull(PQgetvalue(q, (int)k, 0), NULL, 10);
 	PQclear(q);
-	size_t differ = index_facts_compare(&idx, &arch, skip, queued);
+	size_t differ = index_facts_compare(&idx, &arch, s.ids, s.n, indexed, nindexed, skip, queued);
 	free(skip);
+	free(s.ids);
+	free(indexed);
 	facts_free(&idx);
 	facts_free(&arch);
 	printf("index verify: %zu messages indexed and present, %zu not yet indexed, %zu missing, %zu extra; "

@@ -83,6 +83,10 @@ static size_t mailbox_decode_run(const unsigned char *p, size_t len, struct buf 
 				high = unit;
 			} else if (unit >= 0xdc00 && unit <= 0xdfff) {
 				goto bad;
+			} else if (unit == 0 || (unit >= 0x20 && unit <= 0x7e)) {
+				/* RFC 3501: printable ASCII stands for itself, never encoded; an encoded one (or a
+				   NUL) would let "Tr&AGE-sh" pass for "Trash" */
+				goto bad;
 			} else {
 				mailbox_put_utf8(out, unit);
 			}

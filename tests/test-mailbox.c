@@ -33,6 +33,9 @@ static void test_display_names(void)
 	check_display("&AP-", "&AP-");       /* padding bits not zero */
 	check_display("&2D0-", "&2D0-");     /* an unpaired high surrogate */
 	check_display("&-&APw", "&&APw");    /* unterminated run */
+	check_display("Tr&AGE-sh", "Tr&AGE-sh"); /* printable ASCII encoded: not a second "Trash" */
+	check_display("Trash&AAA-x", "Trash&AAA-x"); /* an encoded NUL would cut the name short */
+	check_display("a&ABs-b", "a\x1b" "b");  /* a control character may be encoded (shown escaped later) */
 	/* a name sent as UTF-8 already (UTF8=ACCEPT, or a careless server) */
 	check_display("B\xc3\xbc" "cher & co", "B\xc3\xbc" "cher & co");
 	/* neither UTF-8 nor ASCII: readable parts kept, the rest as \xNN */
