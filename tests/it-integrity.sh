@@ -38,7 +38,10 @@ folder_id() { mv_sql "SELECT f.id FROM folders f JOIN accounts a ON a.id = f.acc
 INBOX=$(folder_id alice INBOX)
 UV=$(mv_sql "SELECT uidvalidity FROM folders WHERE id = $INBOX")
 LAST=$(mv_sql "SELECT last_uid FROM folders WHERE id = $INBOX")
-counts() { mv_sql "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM messages), (SELECT count(*) FROM locations), (SELECT count(*) FROM ingest_errors)"; }
+# records of each kind, so that row triggers have rows to refuse
+as_poller "INSERT INTO ingest_errors (account_id, folder_id, uidvalidity, uid, size, reason, kind) VALUES ((SELECT account_id FROM folders WHERE id = $INBOX), $INBOX, $UV, 999999, 1, 'a record for the tests', 'other')"
+mv_sql "INSERT INTO uidvalidity_changes (folder_id, old_uidvalidity, new_uidvalidity, old_last_uid) VALUES ($INBOX, 1, $UV, 0)" >/dev/null
+counts() { mv_sql "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM messages), (SELECT count(*) FROM locations), (SELECT count(*) FROM ingest_errors), (SELECT count(*) FROM uidvalidity_changes)"; }
 before=$(counts)
 
 # --- the poller forges nothing ---
@@ -72,7 +75,7 @@ t_denied "nor point an account at another secret" "permission denied for table a
 t_eq "the watermark is where the poller left it" "$LAST" "$(mv_sql "SELECT last_uid FROM folders WHERE id = $INBOX")"
 
 # --- nothing deletes archived content but the disposal function, which refuses everything for now ---
-for t in blobs messages locations; do
+for t in blobs messages locations ingest_errors uidvalidity_changes; do
 	t_denied "the poller cannot DELETE from $t" "permission denied for table $t" as_poller "DELETE FROM $t"
 	t_denied "the superuser's DELETE on $t is refused by the database" \
 		"DELETE on $t is refused: archived content leaves only through retention disposal" mv_sql "DELETE FROM $t"
@@ -98,6 +101,24 @@ t_eq_ok "a SECURITY DEFINER function of the owner that sets mailvault.disposing 
 t_denied "the same function without the setting cannot" "DELETE on locations is refused" in_tx "SELECT probe_without()"
 mv_sql "DROP FUNCTION probe_with(); DROP FUNCTION probe_without()" >/dev/null
 t_eq "after all that, nothing was stored, changed or deleted" "$before" "$(counts)"
+
+# --- no temporary object can stand in for a table in a function that runs with the owner's rights ---
+t_denied "the poller cannot make temporary tables (they could shadow a table's name)" \
+	"permission denied to create temporary tables" as_poller "CREATE TEMP TABLE locations (folder_id bigint)"
+mv_sql "CREATE ROLE stranger LOGIN" >/dev/null
+t_denied "a login that is none of mailvault's roles cannot even connect" "permission denied for database" \
+	psql -X -v ON_ERROR_STOP=1 "$MV_CONNINFO user=stranger" -c "SELECT 1"
+t_eq "every function that runs with the owner's rights looks names up in pg_temp last" 0 \
+	"$(mv_sql "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+	  AND p.prosecdef AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, public, pg_temp'], false)")"
+t_ok "there are such functions to look at" test "$(mv_sql "SELECT count(*) FROM pg_proc WHERE prosecdef AND pronamespace = 'public'::regnamespace")" -ge 6
+# even were an administrator to allow temporary tables, a shadowing table would not fool the watermark
+mv_sql "GRANT TEMPORARY ON DATABASE mailvault TO mailvault_ingest" >/dev/null
+t_denied "a temporary 'locations' does not stand in for the real one" "may only advance to a UID this transaction stored" \
+	as_poller "CREATE TEMP TABLE locations (folder_id bigint, uidvalidity bigint, uid bigint, first_seen timestamptz);
+	           INSERT INTO locations VALUES ($INBOX, $UV, 4294967295, now());
+	           SELECT mailvault_folder_advance($INBOX, $UV, 4294967295)"
+mv_sql "REVOKE TEMPORARY ON DATABASE mailvault FROM mailvault_ingest" >/dev/null
 
 # --- tables belong to a role nobody logs in as ---
 t_eq "every table, sequence and function belongs to mailvault_owner" "0 0 0" \

@@ -76,7 +76,8 @@ write("hostile", {
             msg(6, "never sent", omit_body_times=1000),
             msg(7, "seven"),
             msg(8, "big", size=20000),
-            msg(9, "last")]},
+            msg(9, "last"),
+            msg(10, "an INTERNALDATE that is no date", internaldate="31-Feb-2001 10:00:00 +0000")]},
         {"name": "Headers", "uidvalidity": 22, "messages": [
             {"uid": 1, "body": "Message-ID: <%s@example.com>\r\nSubject: a Message-ID longer than an index row\r\n\r\nx\r\n" % noise}]},
     ]})
@@ -92,6 +93,42 @@ write("flaky", {
     "rules": [
         {"match": "^EXAMINE \"Broken\"", "times": 1, "replace": ["{tag} NO [CANNOT] Mailbox is locked"]},
         {"match": "^EXAMINE \"Drop\"", "times": 1, "replace": ["* 1 EXISTS"], "close": True},
+    ]})
+# text in no known charset, numbers out of range, an EXAMINE without EXISTS
+def examine(uv, extra):
+    return ["* FLAGS (\\Seen)", "* OK [UIDVALIDITY %d] ok" % uv] + extra + ["{tag} OK [READ-ONLY] done"]
+write("odd", {
+    "capabilities": "IMAP4rev1 AUTH=PLAIN", "users": {"u": "pw"},
+    "mailboxes": [
+        {"name": "Latin", "uidvalidity": 41, "messages": [msg(1, "l")]},
+        {"name": "Huge", "uidvalidity": 42, "messages": [msg(1, "h1"), msg(2, "h2")]},
+        {"name": "NoExists", "uidvalidity": 43, "messages": [msg(1, "n1"), msg(2, "n2")]},
+        {"name": "Z", "uidvalidity": 44, "messages": [msg(1, "z")]},
+    ],
+    "rules": [
+        {"match": "^EXAMINE \"Latin\"", "times": 1, "replace": ["{tag} NO Dossier verrouill\u00e9 (caf\u00e9)"]},
+        {"match": "^EXAMINE \"Huge\"", "replace": examine(42, ["* 2 EXISTS", "* OK [UIDNEXT 99999999999999] far"])},
+        {"match": "^UID FETCH 1:\\* \\(UID RFC822.SIZE\\)", "times": 1,
+         "replace": ["* 1 FETCH (UID 1 RFC822.SIZE 18446744073709551000)", "* 2 FETCH (UID 2 RFC822.SIZE 9223372036854775999)",
+                     "{tag} OK done"]},
+        {"match": "^EXAMINE \"NoExists\"", "replace": examine(43, [])},
+    ]})
+# a UIDVALIDITY that changes and comes back, with other bytes at a UID archived before
+flip_x = msg(1, "the first bytes")
+flip_y = "Subject: other bytes at the same UID\r\n\r\ny\r\n"
+def flip_fetch(body):
+    return ["* 1 FETCH (UID 1 RFC822.SIZE %d INTERNALDATE \"01-Jan-2001 10:00:00 +0000\" FLAGS () BODY[] {%d}\r\n%s)"
+            % (len(body), len(body), body), "{tag} OK done"]
+write("flip", {
+    "capabilities": "IMAP4rev1 AUTH=PLAIN", "users": {"u": "pw"},
+    "mailboxes": [{"name": "Flip", "uidvalidity": 50, "messages": [flip_x]}],
+    "rules": [
+        {"match": "^STATUS \"Flip\"", "times": 1, "replace": ["* STATUS \"Flip\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 50)", "{tag} OK done"]},
+        {"match": "^STATUS \"Flip\"", "times": 1, "replace": ["* STATUS \"Flip\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 51)", "{tag} OK done"]},
+        {"match": "^EXAMINE \"Flip\"", "times": 1, "replace": examine(50, ["* 1 EXISTS", "* OK [UIDNEXT 2] n"])},
+        {"match": "^EXAMINE \"Flip\"", "times": 1, "replace": examine(51, ["* 1 EXISTS", "* OK [UIDNEXT 2] n"])},
+        {"match": "^UID FETCH 1 \\(UID RFC822.SIZE INTERNALDATE FLAGS BODY", "times": 2, "replace": flip_fetch(flip_x["body"])},
+        {"match": "^UID FETCH 1 \\(UID RFC822.SIZE INTERNALDATE FLAGS BODY", "times": 1, "replace": flip_fetch(flip_y)},
     ]})
 # a throttling server with an absurd Suggested Backoff Time
 write("throttle", {
@@ -189,7 +226,11 @@ out=$(mvcli status)
 t_contains "hostile: status shows the message asked for again" "$out" "hostile/INBOX uid 6 ("
 t_contains "hostile: with the reason" "$out" "bytes): the server's FETCH answer held no body; asked for again until it is archived or gone [asked for again at every poll]"
 t_contains "hostile: and the ones archived after a second request" "$out" "hostile/INBOX uid 2"
-t_eq "hostile: the folder's watermark moved past the recorded UIDs" 9 "$(mv_sql "SELECT last_uid FROM folders WHERE name = 'INBOX' AND uidvalidity = 21")"
+t_eq "hostile: the folder's watermark moved past the recorded UIDs" 10 "$(mv_sql "SELECT last_uid FROM folders WHERE name = 'INBOX' AND uidvalidity = 21")"
+t_eq "hostile: an INTERNALDATE that is no date (31-Feb) is kept as unknown; the message is archived" "" \
+	"$(mv_sql "SELECT coalesce(l.internaldate::text, '') FROM locations l JOIN folders f ON f.id = l.folder_id WHERE f.name = 'INBOX' AND l.uidvalidity = 21 AND l.uid = 10")"
+t_eq "hostile: (that location exists)" 1 "$(mv_sql "SELECT count(*) FROM locations l JOIN folders f ON f.id = l.folder_id WHERE f.name = 'INBOX' AND l.uidvalidity = 21 AND l.uid = 10")"
+t_contains "hostile: status shows the second body as kept" "$(mvcli status)" "[both bodies archived; the UID names the first]"
 t_eq "hostile: the next pass" 0 "$(poll hostile)"
 t_contains "hostile: asks again for what is pending, the big message too now that the limit allows it" \
 	"$(cat "$D/hostile.log")" "asking again for 2 UIDs recorded as not yet archived"
@@ -212,6 +253,30 @@ t_ok "flaky: the account counts as polled (last success set)" test -n "$(mv_sql 
 t_eq "flaky: next pass archives the rest" 0 "$(poll flaky)"
 t_eq "flaky: the archive equals the server's set" "$(expected flaky)" "$(archived flaky)"
 t_eq "flaky: no folder error is left" 0 "$(mv_sql "SELECT count(*) FROM folders WHERE last_error IS NOT NULL")"
+
+# --- text in no known charset, numbers out of range, no EXISTS: the folder alone fails, nothing is lost ---
+add_simap odd
+t_eq "odd: a refusal in Latin-1 fails that folder only (exit status 3)" 3 "$(poll odd)"
+t_contains "odd: its text is kept, the bytes that are not UTF-8 replaced" \
+	"$(mv_sql "SELECT last_error FROM folders WHERE name = 'Latin'")" "EXAMINE refused by the server: Dossier verrouill"
+t_contains "odd: status names it" "$(mvcli status)" "odd/Latin: EXAMINE refused by the server"
+t_eq "odd: sizes past 2^63 are taken as unknown, UIDNEXT past 2^32 as absent, a missing EXISTS as unknown: all archived" \
+	"$(expected odd | grep -vP '^Latin\t')" "$(archived odd)"
+t_eq "odd: the next pass archives the rest" 0 "$(poll odd)"
+t_eq "odd: the archive equals the server's set" "$(expected odd)" "$(archived odd)"
+
+# --- a UIDVALIDITY that comes back, with other bytes at a UID archived before: both kept ---
+add_simap flip
+t_eq "flip: first pass (UIDVALIDITY 50)" 0 "$(poll flip)"
+t_eq "flip: second pass (UIDVALIDITY 51)" 0 "$(poll flip)"
+t_eq "flip: third pass (UIDVALIDITY 50 again, other bytes at UID 1)" 0 "$(poll flip)"
+t_eq "flip: both bodies are archived" 2 \
+	"$(mv_sql "SELECT count(*) FROM messages WHERE subject IN ('the first bytes', 'other bytes at the same UID')")"
+t_eq "flip: UID 1 of generation 50 still names the first bytes" "the first bytes" \
+	"$(mv_sql "SELECT m.subject FROM locations l JOIN messages m ON m.serial = l.message_serial JOIN folders f ON f.id = l.folder_id WHERE f.name = 'Flip' AND l.uidvalidity = 50 AND l.uid = 1")"
+t_eq "flip: the other bytes are recorded, kept as a message of their own" "second-body" \
+	"$(mv_sql "SELECT e.kind FROM ingest_errors e JOIN messages m ON m.sha256 = e.sha256 WHERE e.uid = 1 AND e.uidvalidity = 50")"
+t_contains "flip: and status shows it" "$(mvcli status)" "[both bodies archived; the UID names the first]"
 
 # --- throttling: a server's Suggested Backoff Time is honoured, at most an hour ---
 add_simap throttle
