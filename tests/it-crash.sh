@@ -16,6 +16,9 @@ dovecot_add_user "$D" dave dave-pw
 for u in kaminski-v shackleton-s nemec-g; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" carol INBOX -
 for u in germany-c kean-s lay-k; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" dave INBOX -
 for u in skilling-j; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" dave Archive -
+# erin's mailbox, big enough to take a while, gets an account only for the SIGHUP and SIGTERM checks
+dovecot_add_user "$D" erin erin-pw
+for u in dasovich-j campbell-l salisbury-h buy-r may-l; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" erin INBOX -
 # overlap between the two mailboxes exercises concurrent inserts of the same content
 find "$E/kaminski-v/inbox" -type f | sort | head -300 | maildir_add "$D" dave Copies -
 
@@ -56,10 +59,9 @@ while [ "$kills" -lt 12 ] && [ "$tries" -lt 80 ]; do
 done
 t_ok "the daemon was killed at least 10 times in the middle of one ingest ($kills)" test "$kills" -ge 10
 
-# SIGHUP and SIGTERM while a poll is at work: a mailbox of its own, big enough to take a while
-dovecot_add_user "$D" erin erin-pw
-for u in dasovich-j campbell-l salisbury-h buy-r may-l; do find "$E/$u/inbox" -type f; done | sort | maildir_add "$D" erin INBOX -
+# SIGHUP and SIGTERM while a poll is at work: erin's mailbox, archived only from now on
 erin_total=$(mv_server_set erin erin-pw | wc -l)
+t_ok "erin's mailbox is big enough to take a while ($erin_total messages)" test "$erin_total" -gt 3000
 mvcli account add erin --host localhost --port "$DOVECOT_IMAPS_PORT" --user erin --secret "$(mv_pw "$D" erin erin-pw)" >/dev/null
 erin_n() { mv_sql "SELECT count(*) FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'erin'"; }
 sed -i 's/^log_level = info/log_level = debug/' "$MV_CONF"
