@@ -201,8 +201,10 @@ int cmd_search(struct cli *cli, int argc, char **argv)
 	enum xs_status st = count_only ? xs_count(xdb, q, &total, &xerr)
 				       : xs_search(xdb, q, sort, offset, limit, &docids, &ndocs, &total, &xerr);
 	if (st != XS_OK) {
-		cli_error("search failed: %s", xerr);
+		/* a query too broad to answer exactly (a wildcard past its limit) is the query's fault: exit 2 */
+		cli_error(st == XS_ERR_QUERY ? "search: %s" : "search failed: %s", xerr);
 		free(xerr);
+		rc = st == XS_ERR_QUERY ? 2 : 1;
 		goto out;
 	}
 	/* audit before showing anything */

@@ -8,40 +8,79 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The prefixes a free-text prefix's words are indexed under (prefixes.h), and whether with stemmed copies:
-   names and address words are indexed unstemmed, and free words (body:) also search the subject, which is
-   indexed once under its own prefix. Returns how many prefixes were put in prefixes[]. */
-static size_t text_fields(const char *prefix, const char *prefixes[2], bool *stem_r)
+/* Where a text node's words are looked up: up to six prefixes (prefixes.h), some with stemmed copies
+   (text), some without (names and address words). */
+struct text_fields {
+	const char *stemmed[3], *plain[4];
+	size_t nstemmed, nplain;
+};
+
+/* Free words and phrases search the body and attached text, the subject, and the names and address words
+   of From, To, Cc and Bcc, as Gmail and notmuch do; body: searches the body and attached text only; a
+   name field its own prefix, unstemmed; subject: and filename: their own prefix. */
+static void text_fields_of(const struct qnode *n, struct text_fields *tf)
 {
-	*stem_r = !(strcmp(prefix, PFX_FROM) == 0 || strcmp(prefix, PFX_TO) == 0 || strcmp(prefix, PFX_CC) == 0 ||
-		    strcmp(prefix, PFX_BCC) == 0);
-	prefixes[0] = prefix;
-	if (strcmp(prefix, PFX_BODY) == 0) {
-		prefixes[1] = PFX_SUBJECT;
-		return 2;
+	const char *p = n->prefix;
+	memset(tf, 0, sizeof(*tf));
+	if (strcmp(p, PFX_BODY) == 0 && !n->body_only) {
+		tf->stemmed[tf->nstemmed++] = PFX_BODY;
+		tf->stemmed[tf->nstemmed++] = PFX_SUBJECT;
+		tf->plain[tf->nplain++] = PFX_FROM;
+		tf->plain[tf->nplain++] = PFX_TO;
+		tf->plain[tf->nplain++] = PFX_CC;
+		tf->plain[tf->nplain++] = PFX_BCC;
+	} else if (strcmp(p, PFX_FROM) == 0 || strcmp(p, PFX_TO) == 0 || strcmp(p, PFX_CC) == 0 ||
+		   strcmp(p, PFX_BCC) == 0) {
+		tf->plain[tf->nplain++] = p;
+	} else {
+		tf->stemmed[tf->nstemmed++] = p;
 	}
-	return 1;
+}
+
+/* Words under the fields: each word (a QueryParser word: stemmed where the field has stemmed copies,
+   trailing * a wildcard) may match in any of them. */
+static struct xs_query *text_query(struct xs_db *db, const struct qnode *n, char **error_r)
+{
+	struct text_fields tf;
+	struct xs_query *a = NULL, *b = NULL;
+	text_fields_of(n, &tf);
+	if (tf.nstemmed > 0 && (a = xs_query_text_fields(db, tf.stemmed, tf.nstemmed, true, n->text, error_r)) == NULL)
+		return NULL;
+	if (tf.nplain > 0 && (b = xs_query_text_fields(db, tf.plain, tf.nplain, false, n->text, error_r)) == NULL) {
+		xs_query_free(&a);
+		return NULL;
+	}
+	return a == NULL ? b : b == NULL ? a : xs_query_or(a, b);
+}
+
+/* A phrase within one field (never across two), in any of the node's fields. */
+static struct xs_query *phrase_query(struct xs_db *db, const struct qnode *n, char **error_r)
+{
+	struct text_fields tf;
+	const char *all[7];
+	size_t k = 0;
+	text_fields_of(n, &tf);
+	for (size_t i = 0; i < tf.nstemmed; i++)
+		all[k++] = tf.stemmed[i];
+	for (size_t i = 0; i < tf.nplain; i++)
+		all[k++] = tf.plain[i];
+	return xs_query_phrase_fields(db, all, k, n->text, error_r);
 }
 
 /* Builds the query for n; NULL with *error_r (malloc'd) on failure. Partial results are freed. */
 static struct xs_query *build(struct xs_db *db, const struct qnode *n, char **error_r)
 {
 	struct xs_query *a, *b, *q = NULL;
-	const char *fields[2];
-	size_t nf;
-	bool stem;
 	if (n == NULL) {
 		*error_r = xstrdup("empty query tree");
 		return NULL;
 	}
 	switch (n->kind) {
 	case QN_TEXT:
-		nf = text_fields(n->prefix, fields, &stem);
-		q = xs_query_text_fields(db, fields, nf, stem, n->text, error_r);
+		q = text_query(db, n, error_r);
 		break;
 	case QN_PHRASE:
-		nf = text_fields(n->prefix, fields, &stem);
-		q = xs_query_phrase_fields(db, fields, nf, n->text, error_r);
+		q = phrase_query(db, n, error_r);
 		break;
 	case QN_TERM:
 		q = xs_query_term(n->prefix, n->text);

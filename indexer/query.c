@@ -428,8 +428,12 @@ static struct qnode *map_value(struct parser *p, enum field f, const char *v, bo
 	}
 	switch (f) {
 	case F_NONE:
-	case F_BODY:
 		return node_new(quoted ? QN_PHRASE : QN_TEXT, PFX_BODY, v, pos);
+	case F_BODY: {
+		struct qnode *n = node_new(quoted ? QN_PHRASE : QN_TEXT, PFX_BODY, v, pos);
+		n->body_only = true;
+		return n;
+	}
 	case F_SUBJECT:
 		return node_new(quoted ? QN_PHRASE : QN_TEXT, PFX_SUBJECT, v, pos);
 	case F_FILENAME:
@@ -787,7 +791,7 @@ static void describe(struct buf *b, const struct qnode *n)
 	case QN_PHRASE:
 	case QN_TERM:
 	case QN_WILDCARD:
-		buf_printf(b, "(%s:%s%s)", n->prefix ? n->prefix : "", n->text ? n->text : "",
+		buf_printf(b, "(%s:%s%s)", n->body_only ? "body" : n->prefix ? n->prefix : "", n->text ? n->text : "",
 			   n->kind == QN_WILDCARD ? "*" : "");
 		break;
 	case QN_RANGE:

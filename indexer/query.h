@@ -3,6 +3,7 @@
 #ifndef MAILVAULT_QUERY_H
 #define MAILVAULT_QUERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -37,6 +38,8 @@ struct qnode {
 	enum qnode_kind kind;
 	struct qnode *left, *right;
 	const char *prefix;     /* a PFX_* constant from prefixes.h */
+	bool body_only;         /* TEXT/PHRASE under PFX_BODY from body: (body and attached text only); without
+	                           it, free words, which also search the subject, names and addresses */
 	char *text;
 	unsigned slot;
 	double lo, hi;          /* -INFINITY / INFINITY for open ends */

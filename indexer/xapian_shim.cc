@@ -113,7 +113,8 @@ template <class F> enum xs_status guard(char **error_r, F &&f) noexcept
 		set_xapian_error(error_r, e);
 		return XS_ERR_QUERY;
 	} catch (const Xapian::WildcardError &e) {        // a term wildcard expanding past its limit
-		set_xapian_error(error_r, e);
+		set_error(error_r, ("a wildcard matches more than " + std::to_string(WILDCARD_MAX) +
+				    " different words: make it longer (" + e.get_msg() + ")").c_str());
 		return XS_ERR_QUERY;
 	} catch (const Xapian::DocNotFoundError &e) {
 		set_xapian_error(error_r, e);
@@ -573,8 +574,9 @@ struct xs_query *xs_query_text_fields(struct xs_db *db, const char *const *prefi
 		if (db != nullptr)
 			qp.set_database(db->db());
 		qp.set_default_op(Xapian::Query::OP_AND);
-		// A hostile "a*" keeps the most frequent terms instead of expanding to the whole lexicon.
-		qp.set_max_expansion(WILDCARD_MAX, Xapian::Query::WILDCARD_LIMIT_MOST_FREQUENT,
+		// A hostile "a*" must not expand to the whole lexicon, and a broad one must not lose matches
+		// silently: past the limit the search fails with a clear error.
+		qp.set_max_expansion(WILDCARD_MAX, Xapian::Query::WILDCARD_LIMIT_ERROR,
 				     Xapian::QueryParser::FLAG_WILDCARD);
 		// The words of the text search every prefix given: the default field (no field name) is mapped
 		// to all of them.

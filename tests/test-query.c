@@ -109,8 +109,8 @@ static void test_operators(void)
 /* Every field. */
 static void test_fields(void)
 {
-	OK("body:budget", "TEXT(:budget)");
-	OK("body:\"a b\"", "PHRASE(:a b)");
+	OK("body:budget", "TEXT(body:budget)");
+	OK("body:\"a b\"", "PHRASE(body:a b)");
 	OK("subject:budget", "TEXT(S:budget)");
 	OK("SUBJECT:budget", "TEXT(S:budget)");
 	OK("subject:\"quarterly results\"", "PHRASE(S:quarterly results)");
@@ -492,9 +492,25 @@ static void test_xapian(void)
 	CHECK(count_matches(db, "subject:results") == 1);
 	CHECK(count_matches(db, "results") == 2);
 	CHECK(count_matches(db, "budg*") == 2);
-	/* the subject is indexed once (S) and still found by free words, phrases and body: */
+	/* the subject is indexed once (S) and found by free words and phrases, not by body: */
 	CHECK(count_matches(db, "quarterly") == 1);
-	CHECK(count_matches(db, "body:quarterly") == 1);
+	CHECK(count_matches(db, "body:quarterly") == 0);
+	CHECK(count_matches(db, "body:\"quarterly results\"") == 0);
+	CHECK(count_matches(db, "body:budget") == 2);
+	CHECK(count_matches(db, "body:\"budget meeting\"") == 1);
+	/* free words and phrases also find names and address words (unstemmed), as Gmail and notmuch do */
+	CHECK(count_matches(db, "jeff") == 2);                  /* from jeff, to jeff */
+	CHECK(count_matches(db, "kay") == 2);
+	CHECK(count_matches(db, "other") == 1);
+	CHECK(count_matches(db, "\"jeff enron\"") == 2);
+	CHECK(count_matches(db, "\"enron jeff\"") == 0);
+	CHECK(count_matches(db, "jeff budget") == 2);           /* one word in a name, one in the body */
+	CHECK(count_matches(db, "jeff meeting") == 1);
+	CHECK(count_matches(db, "enr*") == 2);
+	CHECK(count_matches(db, "body:jeff") == 0);
+	CHECK(count_matches(db, "body:enr*") == 0);
+	CHECK(count_matches(db, "subject:jeff") == 0);
+	CHECK(count_matches(db, "jeffs") == 0);                 /* names are not stemmed: no "jeff" from "jeffs" */
 	CHECK(count_matches(db, "\"quarterly results\"") == 1);
 	CHECK(count_matches(db, "quarterly budget") == 1);      /* a subject word and a body word */
 	CHECK(count_matches(db, "\"results the\"") == 0);     /* a phrase never joins subject and body */
@@ -539,6 +555,44 @@ static void test_xapian(void)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A wildcard that would match more words than the limit is an error, never a silent cut. */
+static void test_wildcard_limit(void)
+{
+	char dir[] = "/tmp/test-query-XXXXXX";
+	struct xs_db *db = NULL;
+	char *error = NULL;
+	if (mkdtemp(dir) == NULL) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	CHECK(xs_db_open_writable(dir, &db, &error) == XS_OK);
+	free(error);
+	error = NULL;
+	if (db == NULL)
+		return;
+	/* 1100 different words starting with zq, in the body of one message and the names of another */
+	char body[1100 * 7 + 1], *p = body;
+	for (int i = 0; i < 1100; i++)
+		p += sprintf(p, "zq%04d ", i);
+	add_doc(db, 1, "a@x.org", "b@x.org", "s", body, 0, 1, false);
+	add_doc(db, 2, "zq9999@x.org", "b@x.org", "s", "nothing", 0, 1, false);
+	CHECK(xs_db_commit(db, &error) == XS_OK);
+	free(error);
+	error = NULL;
+	CHECK(count_matches(db, "zq000*") == 1);               /* ten words: fine */
+	CHECK(count_matches(db, "zq99*") == 1);                /* found in a name */
+	struct qnode *n = query_parse("zq*", &error);
+	struct xs_query *xq = n ? query_to_xapian(db, n, &error) : NULL;
+	uint64_t c = 0;
+	CHECK(xq != NULL && xs_count(db, xq, &c, &error) == XS_ERR_QUERY);
+	CHECK(error != NULL && strstr(error, "a wildcard matches more than 1024 different words: make it longer") != NULL);
+	free(error);
+	xs_query_free(&xq);
+	query_free(&n);
+	xs_db_close(&db);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	test_operators();
@@ -548,5 +602,6 @@ int main(void)
 	test_errors();
 	test_fuzz();
 	test_xapian();
+	test_wildcard_limit();
 	return unit_finish("test-query");
 }
