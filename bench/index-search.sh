@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Index and search benchmark (issue 3), part 2 of `make bench`: mailvault-indexer --once against notmuch new
-# on the same messages, then 20 queries as whole processes, mailvault search --count against notmuch count.
+# on the same messages, then 24 queries as whole processes, mailvault search --count against notmuch count.
 #
 # bench/bench.sh sources this file (it only defines functions) and calls part2_main once part 1 is done,
 # with the archive of its last mailvaultd run (workers = 4) still in PostgreSQL and the maildir that its
@@ -16,7 +16,7 @@
 #      Xapian tables and the terms by prefix (bench/xapstats.py; xapian-tools and python3-xapian are
 #      installed if missing)
 #   4. bench/queries.tsv: one warm-up round, then 5 timed rounds of every query by both tools
-#      (bench/querybench.py); p50/p95 over all 100 runs of each tool, counts side by side; then, untimed,
+#      (bench/querybench.py); p50/p95 over all (queries x rounds) runs of each tool, counts side by side; then, untimed,
 #      where one search's time goes (bench/searchphases.py: process start, and each query once under strace)
 #   5. targets (indexing msg/s >= 3 x notmuch's; index size <= notmuch's; search p95 <= notmuch count p95),
 #      section "## Index and search (issue 3)" of bench/RESULTS.md rewritten (hand-written notes kept)
@@ -412,9 +412,9 @@ part2_main() {
 			"tools tokenise and parse addresses differently: notmuch counts one message per Message-ID, mailvault" \
 			"one per SHA-256; notmuch's to: covers To, Cc and Bcc (written as to/cc/bcc OR for mailvault); notmuch's" \
 			"from:enron.com is a phrase over the From text, mailvault's from:@enron.com the exact domain;" \
-			"notmuch also indexes the From, To and Subject text unprefixed, so its bare words and wildcards" \
-			"(enr*) match addresses too, mailvault's only body and subject; mailvault keeps a free-text" \
-			"wildcard's 1,024 most frequent expansions."
+			"both tools let a bare word or wildcard (enr*) match the subject, the body and the names and" \
+			"addresses in From, To, Cc and Bcc; notmuch's attachment tag comes from a part's disposition" \
+			"or file name, mailvault's has:attachment follows the rule in README.md."
 		echo
 		cat "$p2/queries.md"
 		echo
@@ -459,13 +459,13 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	trap 'pg_stop "$B/$name"' EXIT
 	pg_start "$B/$name"
 	say "standalone: cluster $B/$name restarted; every message marked unindexed, both indexes removed"
-	pg_psql "UPDATE messages SET indexed_at = NULL WHERE indexed_at IS NOT NULL" \
-		"UPDATE indexer_state SET location_watermark = 0" "VACUUM messages" >/dev/null
+	pg_psql "UPDATE messages SET indexed_at = NULL WHERE indexed_at IS NOT NULL" "DELETE FROM index_queue" \
+		"VACUUM messages" >/dev/null
 	P2_RUN_CMD="bash bench/index-search.sh SCRATCH (part 2 alone, on the scratch folder of MV_KEEP=1 make bench)"
 	part2_main "$name" "$B/mbsync"
 	if [ "${MV_P2_DIAG:-0}" = 1 ]; then
 		say "diagnostics: perf record of a second, untimed indexer run"
-		pg_psql "UPDATE messages SET indexed_at = NULL" "UPDATE indexer_state SET location_watermark = 0" >/dev/null
+		pg_psql "UPDATE messages SET indexed_at = NULL" >/dev/null
 		rm -rf "$B/index"
 		perf record -g -o "$B/p2/perf.data" "$IDX" -c "$B/$name.conf" --once 2>"$B/p2/indexer-perf.log" >/dev/null 2>&1
 		perf report -i "$B/p2/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | head -n 80 >"$B/p2/perf.txt"

@@ -7,6 +7,12 @@
 #include <stdint.h>
 
 #define INDEX_MAX_SHARDS 64
+/* The metadata key and value marking a shard whose every document was written the way this version
+   writes them: the subject under its own prefix only, so body: never matches it (format 2). A shard
+   without the mark may hold documents of an earlier version: index verify says so, and `mailvault index
+   rebuild` followed by a full pass of the indexer marks it. */
+#define INDEX_FORMAT_KEY "mailvault.index-format"
+#define INDEX_FORMAT "2"
 
 /* The shard paths of an existing index. Returns a NULL-terminated array (free with
    index_layout_free) and *n_r, or NULL with *error_r (malloc'd). */

@@ -524,12 +524,38 @@ static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 	return rc;
 }
 
-/* One pass: the queue (removals, re-indexing), then every pending message. */
+/* Marks every shard as written the way this version writes (after a full pass, or when it is new). */
+static int indexer_mark_format(struct indexer *ix, const char **error_r)
+{
+	for (size_t k = 0; k < ix->nshards; k++) {
+		char *xerr = NULL;
+		if (xs_db_set_metadata(ix->xdbs[k], INDEX_FORMAT_KEY, INDEX_FORMAT, &xerr) != XS_OK ||
+		    xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
+			*error_r = db_error_set("cannot mark the index's format", xerr);
+			free(xerr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One pass: the queue (removals, re-indexing), then every pending message. A pass that re-indexes the
+   whole archive (after `mailvault index rebuild`) leaves every document in this version's format. */
 static int indexer_pass(struct indexer *ix, const char **error_r)
 {
 	double t0 = util_now();
 	uint64_t before = ix->total_indexed;
-	if (indexer_drain_queue(ix, error_r) < 0 || indexer_index_pending(ix, error_r) < 0)
+	if (indexer_drain_queue(ix, error_r) < 0)
+		return -1;
+	PGresult *res = db_query(ix->db, "SELECT EXISTS (SELECT 1 FROM messages) AND NOT EXISTS (SELECT 1 FROM messages "
+				 "WHERE indexed_at IS NOT NULL)", 0, NULL, error_r);
+	if (res == NULL)
+		return -1;
+	bool whole = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (indexer_index_pending(ix, error_r) < 0)
+		return -1;
+	if (whole && !stop_requested && indexer_mark_format(ix, error_r) < 0)
 		return -1;
 	uint64_t done = ix->total_indexed - before;
 	if (done > 0) {
@@ -594,9 +620,16 @@ int main(int argc, char **argv)
 	if (paths == NULL)
 		log_fatal("cannot open the index: %s", xerr);
 	ix.xdbs = xcalloc(ix.nshards, sizeof(*ix.xdbs));
-	for (size_t k = 0; k < ix.nshards; k++)
-		if (xs_db_open_writable(paths[k], &ix.xdbs[k], &xerr) != XS_OK)
+	for (size_t k = 0; k < ix.nshards; k++) {
+		uint64_t docs = 0;
+		if (xs_db_open_writable(paths[k], &ix.xdbs[k], &xerr) != XS_OK ||
+		    xs_db_doccount(ix.xdbs[k], &docs, &xerr) != XS_OK)
 			log_fatal("cannot open index shard %s: %s", paths[k], xerr);
+		/* a new shard holds only what this version writes */
+		if (docs == 0 && (xs_db_set_metadata(ix.xdbs[k], INDEX_FORMAT_KEY, INDEX_FORMAT, &xerr) != XS_OK ||
+				  xs_db_commit(ix.xdbs[k], &xerr) != XS_OK))
+			log_fatal("cannot mark index shard %s: %s", paths[k], xerr);
+	}
 	index_layout_free(&paths);
 	log_info("index at %s: %zu shard%s, one writer thread each", ix.cfg->index_path, ix.nshards,
 		 ix.nshards == 1 ? "" : "s");

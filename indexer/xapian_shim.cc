@@ -379,6 +379,36 @@ enum xs_status xs_db_each_docid(struct xs_db *db, bool (*cb)(uint64_t docid, voi
 	});
 }
 
+enum xs_status xs_db_set_metadata(struct xs_db *db, const char *key, const char *value, char **error_r)
+{
+	enum xs_status st = need_writer(db, error_r);
+	if (st != XS_OK)
+		return st;
+	return guard(error_r, [&] {
+		db->wdb.set_metadata(key, value != nullptr ? value : "");
+		return XS_OK;
+	});
+}
+
+enum xs_status xs_db_get_metadata(struct xs_db *db, const char *key, char **value_r, char **error_r)
+{
+	*value_r = nullptr;
+	if (db == nullptr) {
+		set_error(error_r, "no database");
+		return XS_ERR_OTHER;
+	}
+	return guard(error_r, [&] {
+		std::string v = db->db().get_metadata(key);
+		char *out = static_cast<char *>(std::malloc(v.size() + 1));
+		if (out == nullptr)
+			throw std::bad_alloc();
+		std::memcpy(out, v.data(), v.size());
+		out[v.size()] = '\0';
+		*value_r = out;
+		return XS_OK;
+	});
+}
+
 enum xs_status xs_db_each_posting(struct xs_db *db, const char *prefix,
 				  bool (*cb)(const char *value, size_t len, uint64_t docid, void *ctx), void *ctx,
 				  char **error_r)

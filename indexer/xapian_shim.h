@@ -49,6 +49,11 @@ enum xs_status xs_db_commit(struct xs_db *db, char **error_r);
 enum xs_status xs_db_doccount(struct xs_db *db, uint64_t *count_r, char **error_r);
 /* Calls cb for every document id in ascending order (for verification); cb returns false to stop. */
 enum xs_status xs_db_each_docid(struct xs_db *db, bool (*cb)(uint64_t docid, void *ctx), void *ctx, char **error_r);
+/* Sets a metadata entry of a writer (kept with the next commit). */
+enum xs_status xs_db_set_metadata(struct xs_db *db, const char *key, const char *value, char **error_r);
+/* A metadata entry ("" when absent) as a string the caller frees; for a reader over several shards, the
+   first shard's. */
+enum xs_status xs_db_get_metadata(struct xs_db *db, const char *key, char **value_r, char **error_r);
 /* Calls cb for every (term, document) under prefix: the term's value after the prefix (len bytes, not
    NUL-terminated) and the document id, terms in order; cb returns false to stop. For verification: what
    the index says each document holds (accounts, folders). */

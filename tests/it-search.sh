@@ -73,7 +73,7 @@ dovecot_add_user "$D" att att-pw
 find "$D/att" -type f | sort | load att INBOX
 
 mv_setup "$D" ""
-printf '[indexer]\nindex_path = %s/index\n' "$D" >>"$MV_CONF"
+printf '[indexer]\nindex_path = %s/index\nshards = 2\n' "$D" >>"$MV_CONF"
 mvcli account add alice --host localhost --port "$DOVECOT_IMAPS_PORT" --user alice --secret "$(mv_pw "$D" alice alice-pw)" >/dev/null
 mvcli account add bob --host localhost --port "$DOVECOT_IMAPS_PORT" --user bob --secret "$(mv_pw "$D" bob bob-pw)" >/dev/null
 mvcli account add att --host localhost --port "$DOVECOT_IMAPS_PORT" --user att --secret "$(mv_pw "$D" att att-pw)" >/dev/null
@@ -288,6 +288,19 @@ t_contains "and says how many" "$out" "3 missing, 0 extra"
 t_ok "index rebuild" mvcli index rebuild
 t_ok "the indexer rebuilds" "$IDX" -c "$MV_CONF" --once
 t_ok "index verify is clean again" mvcli index verify
+
+# --- an index written by an earlier version is named by index verify, and a rebuild brings it up to date ---
+t_eq "every shard carries this version's format mark" "2 2" \
+	"$(for s in "$D"/index/shard-*; do xapian-metadata get "$s" mailvault.index-format; done | paste -sd' ')"
+t_ok "a shard loses its mark, as one built before format marks" xapian-metadata set "$D/index/shard-1" mailvault.index-format ""
+out=$(mvcli index verify)
+t_eq "index verify fails for an index an earlier indexer wrote" 1 "$?"
+t_contains "and says which shard, and what to do" "$out" "shard-1 was built by an earlier mailvault-indexer (index format 1, this version writes 2): run \`mailvault index rebuild\`"
+t_ok "an ordinary pass does not claim the format" "$IDX" -c "$MV_CONF" --once
+t_fail "so verify still says so" mvcli index verify
+t_ok "index rebuild" mvcli index rebuild
+t_ok "then the indexer re-indexes every message" "$IDX" -c "$MV_CONF" --once
+t_ok "and index verify is clean: the shard is marked again" mvcli index verify
 
 # --- the hard MIME corpus: indexed without a crash, every message findable by its Message-ID ---
 mvcli account add edge --host localhost --port "$DOVECOT_IMAPS_PORT" --user edge --secret "$(mv_pw "$D" edge edge-pw)" >/dev/null
