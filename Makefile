@@ -5,7 +5,7 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS      := libpq openssl gmime-3.0 xapian-core
+PKGS      := libpq openssl gmime-3.0 xapian-core libsodium json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PG_INC     := $(shell pg_config --includedir 2>/dev/null)
