@@ -34,14 +34,20 @@ IDX_SRC    := $(filter-out indexer/indexer-%.c,$(wildcard indexer/*.c))
 IDX_OBJ    := $(IDX_SRC:%.c=$(BUILD)/%.o) $(patsubst %.cc,$(BUILD)/%.o,$(wildcard indexer/*.cc))
 LIBIDX     := $(BUILD)/libmvindex.a
 INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
-# cli/: `mailvault`, a front end of libc only (front.c and what it shares with the full program), and
-# mailvault-cli, the full program it runs for everything a search session does not answer
-FRONT_OBJ  := $(BUILD)/cli/front.o $(BUILD)/cli/args.o $(BUILD)/cli/session-key.o
-CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out cli/front.c,$(wildcard cli/*.c))) $(BUILD)/gen/migrations.o
+# cli/: `mailvault`, the front end: the officers' commands as a client of mailvault-web (front.c, client*.c),
+# and mailvault-cli, the administration program it runs for everything else
+FRONT_SRC  := cli/front.c cli/args.c cli/client.c cli/client-cmds.c
+FRONT_OBJ  := $(FRONT_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out cli/front.c cli/client.c cli/client-cmds.c,$(wildcard cli/*.c))) \
+	$(BUILD)/gen/migrations.o
+# web/: mailvault-web, the officers' service (libmicrohttpd)
+WEB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard web/*.c))
+WEB_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+WEB_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 SQL_FILES  := $(sort $(wildcard sql/[0-9]*.sql))
 UNIT_SRC   := $(wildcard tests/test-*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(BUILD)/mailvault-indexer
+PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(BUILD)/mailvault-indexer $(BUILD)/mailvault-web
 LIBEXEC    := $(BUILD)/mailvault-cli
 
 .PHONY: all check unit demo bench install clean deps
@@ -75,11 +81,18 @@ $(LIBMV): $(LIB_OBJ)
 $(BUILD)/mailvaultd: $(DAEMON_OBJ) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/web/%.o: web/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WEB_CFLAGS) -Iindexer -c -o $@ $<
+
+$(BUILD)/mailvault-web: $(WEB_OBJ) $(LIBIDX) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(WEB_LIBS) $(LDLIBS)
+
 $(BUILD)/mailvault-cli: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/mailvault: $(FRONT_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^
+$(BUILD)/mailvault: $(FRONT_OBJ) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -112,4 +125,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FRONT_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(WEB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FRONT_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -75,7 +75,7 @@ say "scratch folder $B (removed at exit unless MV_KEEP=1)"
 # private copies: the build folder may be rebuilt by someone else while the bench runs
 mkdir -p "$B/bin"
 cp "$MVD" "$MVCLI" "$MV_BUILD/mailvault-cli" "$B/bin/"
-[ "$PART2" = 1 ] && cp "$IDX" "$B/bin/"
+[ "$PART2" = 1 ] && cp "$IDX" "$MV_BUILD/mailvault-web" "$B/bin/"
 MVD=$B/bin/mailvaultd
 MVCLI=$B/bin/mailvault
 IDX=$B/bin/mailvault-indexer

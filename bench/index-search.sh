@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Index and search benchmark (issue 3), part 2 of `make bench`: mailvault-indexer --once against notmuch new
-# on the same messages, then 24 queries as whole processes, mailvault search --count against notmuch count.
+# Index and search benchmark (issues 3 and 9), part 2 of `make bench`: mailvault-indexer --once against
+# notmuch new on the same messages; then 24 queries as whole processes, mailvault search --count (through
+# mailvault-web's socket) against notmuch count; then searches per second with 16 clients, mailvault-web's
+# API against notmuch count run 16 at a time.
 #
 # bench/bench.sh sources this file (it only defines functions) and calls part2_main once part 1 is done,
 # with the archive of its last mailvaultd run (workers = 4) still in PostgreSQL and the maildir that its
@@ -15,17 +17,21 @@
 #      them (neither compacted; a compacted copy of each is measured too, for information), with the
 #      Xapian tables and the terms by prefix (bench/xapstats.py; xapian-tools and python3-xapian are
 #      installed if missing)
-#   4. bench/queries.tsv: one warm-up round, then 5 timed rounds of every query by both tools
-#      (bench/querybench.py); p50/p95 over all (queries x rounds) runs of each tool, counts side by side; then, untimed,
-#      where one search's time goes (bench/searchphases.py: process start, and each query once under strace)
-#   5. targets (indexing msg/s >= 3 x notmuch's; index size <= notmuch's; search p95 <= notmuch count p95),
+#   4. mailvault-web started for the archive (its own login, the running user an admin officer, a token);
+#      bench/queries.tsv: one warm-up round, then 5 timed rounds of every query by both tools
+#      (bench/querybench.py); p50/p95 over all (queries x rounds) runs of each tool, counts side by side; then
+#      16 clients for 10 s per tool, 3 runs (bench/apibench.py: wrk with bench/apibench.lua, and 16 threads of
+#      notmuch count); searches/s, p50/p95, medians; audit verify afterwards
+#   5. targets (indexing msg/s >= 3 x notmuch's; index size <= notmuch's; search p95 through the socket
+#      <= 1/3 of notmuch count's; API searches/s >= 10 x notmuch's with 16 clients),
 #      section "## Index and search (issue 3)" of bench/RESULTS.md rewritten (hand-written notes kept)
 #
 # Alone, on a scratch folder kept by `MV_KEEP=1 make bench` (reruns part 2 only, e.g. to measure its spread):
 #   bash bench/index-search.sh /tmp/mvt.XXXXXX [pgw4]
 # It restarts that folder's PostgreSQL cluster, marks every message unindexed, removes both indexes, and
 # then does the same as above (and rewrites the same section of RESULTS.md unless MV_P2_NO_RESULTS=1).
-# Environment: MV_P2_RUNS (timed query rounds, default 5), MV_P2_DIAG=1 (also perf record the indexer,
+# Environment: MV_P2_RUNS (timed query rounds, default 5), MV_P2_API_SECONDS (10) and MV_P2_API_RUNS (3),
+# MV_P2_DIAG=1 (also perf record the indexer,
 # untimed, for the report; needs perf).
 # shellcheck source-path=SCRIPTDIR
 
@@ -106,6 +112,40 @@ p2_write_notmuch_config() {
 	[maildir]
 	synchronize_flags=false
 	EOF
+}
+
+# p2_web_start CONF: mailvault-web for the archive of CONF: its own login (bench_web), [web] settings,
+# the running user an officer with the admin role (bench), an API token; sets P2_WEB_PID, P2_URL, P2_TOKEN.
+p2_web_start() {
+	local conf=$1 port i
+	port=$(mv_free_ports 1)
+	pg_psql "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_web') THEN
+	         CREATE ROLE bench_web LOGIN IN ROLE mailvault_web; END IF; END \$\$" >/dev/null
+	grep -v -e '^web_conninfo' -e '^socket' -e '^listen' "$conf" | sed '/^\[web\]$/d' >"$conf.tmp"
+	printf '[database]\nweb_conninfo = %s user=bench_web\n[web]\nsocket = %s/web.sock\nlisten = 127.0.0.1:%s\n' \
+		"$MV_CONNINFO" "$B" "$port" >>"$conf.tmp"
+	mv "$conf.tmp" "$conf"
+	"$MVCLI" -c "$conf" officer remove bench >/dev/null 2>&1 || true
+	"$MVCLI" -c "$conf" officer add bench --all --role admin --unix-user "$(id -un)" >/dev/null ||
+		die "officer add bench failed"
+	P2_TOKEN=$("$MVCLI" -c "$conf" officer token add bench --expires 1d 2>/dev/null) || die "officer token add failed"
+	"$B/bin/mailvault-web" -c "$conf" >"$B/web.log" 2>&1 &
+	P2_WEB_PID=$!
+	for ((i = 0; i < 100; i++)); do [ -S "$B/web.sock" ] && break; sleep 0.1; done
+	[ -S "$B/web.sock" ] || { cat "$B/web.log" >&2; die "mailvault-web did not start"; }
+	P2_URL=http://127.0.0.1:$port
+}
+
+# p2_web_stop: stops mailvault-web.
+p2_web_stop() {
+	kill -TERM "$P2_WEB_PID" 2>/dev/null
+	wait "$P2_WEB_PID" 2>/dev/null
+	return 0
+}
+
+# mv_p2_sql SQL: one value from the archive.
+mv_p2_sql() {
+	psql -X -At -v ON_ERROR_STOP=1 "$MV_CONNINFO" -c "$1"
 }
 
 # p2_warm_files DIR: reads every regular file under DIR (page cache warm-up).
@@ -241,22 +281,21 @@ part2_main() {
 	nq=$(grep -cv -e '^#' -e '^[[:space:]]*$' "$BENCH_DIR/queries.tsv")
 	say "queries: $nq, each by both tools, one warm-up round then $runs timed rounds (whole processes)"
 	q_load=$(loadavg)
-	# the officer's default (a search session, [search] session_idle), and every search from scratch for comparison
-	local conf0=$B/$name.nosession.conf
-	grep -v '^session_idle' "$conf" >"$conf0"
-	grep -q '^\[search\]' "$conf0" || printf '[search]\n' >>"$conf0"
-	sed -i 's/^\[search\]$/&\nsession_idle = 0/' "$conf0"
-	/usr/bin/python3 "$BENCH_DIR/querybench.py" "$BENCH_DIR/queries.tsv" "$p2/queries" "$MVCLI" "$conf" "$runs" "$conf0" ||
+	# officers search through mailvault-web: its own login, the running user an admin officer (the socket),
+	# and a token for the API
+	p2_web_start "$conf"
+	/usr/bin/python3 "$BENCH_DIR/querybench.py" "$BENCH_DIR/queries.tsv" "$p2/queries" "$MVCLI" "$conf" "$runs" ||
 		die "the query benchmark failed"
 	q_get() { awk -v k="$1" '$1 == k { print $2 }' "$p2/queries.summary"; }
-	# where one search's time goes (untimed diagnostics, after the timed rounds)
-	if command -v strace >/dev/null; then
-		say "search anatomy (untimed): process start alone, then every query once under strace"
-		/usr/bin/python3 "$BENCH_DIR/searchphases.py" "$BENCH_DIR/queries.tsv" "$p2/phases.md" "$MVCLI" "$conf0" ||
-			die "searchphases.py failed"
-	else
-		echo "(strace is not installed: no breakdown of a search)" >"$p2/phases.md"
-	fi
+	local api_secs=${MV_P2_API_SECONDS:-10} api_runs=${MV_P2_API_RUNS:-3}
+	say "API throughput: 16 clients, $api_secs s per tool and run, $api_runs runs (wrk against notmuch count x 16)"
+	a_load=$(loadavg)
+	/usr/bin/python3 "$BENCH_DIR/apibench.py" "$BENCH_DIR/queries.tsv" "$p2/api" "$P2_URL" "$P2_TOKEN" "$api_secs" \
+		"$api_runs" 16 || die "the API benchmark failed"
+	a_get() { awk -v k="$1" '$1 == k { print $2 }' "$p2/api.summary"; }
+	a_rows=$(mv_p2_sql "SELECT count(*) FROM audit_log WHERE actor = 'bench'")
+	a_verify=$("$MVCLI" -c "$conf" audit verify 2>&1) || die "audit verify after the benchmark: $a_verify"
+	p2_web_stop
 
 	# ------------------------------------------------------------------------------------- 5. targets
 	local ix_rate nm_rate idx_ratio size_ratio
@@ -268,10 +307,14 @@ part2_main() {
 	local v1 v2 v3
 	if awk "BEGIN { exit !($idx_ratio >= 3.0) }"; then v1=PASS; else v1=FAIL; p2_fails=$((p2_fails + 1)); fi
 	if [ "$ix_size" -le "$nm_size" ]; then v2=PASS; else v2=FAIL; p2_fails=$((p2_fails + 1)); fi
-	if awk "BEGIN { exit !($(q_get mv_p95) <= $(q_get nm_p95)) }"; then v3=PASS; else v3=FAIL; p2_fails=$((p2_fails + 1)); fi
-	p2_targets=$(printf -- '- indexing msg/s mailvault-indexer / notmuch new >= 3.0: **%s** (%.2f: %.0f vs %.0f msg/s)\n- index size mailvault <= notmuch (du -sb, both uncompacted): **%s** (%.1f MiB vs %.1f MiB, ratio %.2f)\n- search p95 mailvault search --count <= notmuch count: **%s** (%.1f ms vs %.1f ms)' \
+	if awk "BEGIN { exit !($(q_get mv_p95) * 3 <= $(q_get nm_p95)) }"; then v3=PASS; else v3=FAIL; p2_fails=$((p2_fails + 1)); fi
+	local v4 api_ratio
+	api_ratio=$(calc "$(a_get mv_rate) / $(a_get nm_rate)")
+	if awk "BEGIN { exit !($api_ratio >= 10) }"; then v4=PASS; else v4=FAIL; p2_fails=$((p2_fails + 1)); fi
+	p2_targets=$(printf -- '- indexing msg/s mailvault-indexer / notmuch new >= 3.0: **%s** (%.2f: %.0f vs %.0f msg/s)\n- index size mailvault <= notmuch (du -sb, both uncompacted): **%s** (%.1f MiB vs %.1f MiB, ratio %.2f)\n- search p95, whole process through the socket: mailvault search --count <= 1/3 of notmuch count: **%s** (%.1f ms vs %.1f ms, ratio %.2f)\n- searches/s with 16 clients: the API >= 10 x notmuch count (16 at a time): **%s** (%.0f vs %.1f per s, %.1f x; median of %s runs)' \
 		"$v1" "$idx_ratio" "$ix_rate" "$nm_rate" "$v2" "$(p2_mib "$ix_size")" "$(p2_mib "$nm_size")" "$size_ratio" \
-		"$v3" "$(q_get mv_p95)" "$(q_get nm_p95)")
+		"$v3" "$(q_get mv_p95)" "$(q_get nm_p95)" "$(calc "$(q_get mv_p95) / $(q_get nm_p95)")" \
+		"$v4" "$(a_get mv_rate)" "$(a_get nm_rate)" "$api_ratio" "$(a_get runs)")
 
 	# the tables
 	local t_idx=$p2/table-index.md t_size=$p2/table-size.md t_lat=$p2/table-latency.md t_where=$p2/table-where.md
@@ -310,8 +353,6 @@ part2_main() {
 		echo "|---|---:|---:|---:|---:|---:|---:|"
 		printf '| mailvault search --count | %s | %s | %s | %s | %s | %s |\n' "$(q_get mv_p50)" "$(q_get mv_p95)" \
 			"$(q_get mv_mean)" "$(q_get mv_min)" "$(q_get mv_max)" "$(($(q_get queries) * runs))"
-		printf '| mailvault search --count, no session (session_idle = 0; information) | %s | %s | %s | %s | %s | %s |\n' \
-			"$(q_get mv0_p50)" "$(q_get mv0_p95)" "$(q_get mv0_mean)" "$(q_get mv0_min)" "$(q_get mv0_max)" "$(($(q_get queries) * runs))"
 		printf '| notmuch count | %s | %s | %s | %s | %s | %s |\n' "$(q_get nm_p50)" "$(q_get nm_p95)" \
 			"$(q_get nm_mean)" "$(q_get nm_min)" "$(q_get nm_max)" "$(($(q_get queries) * runs))"
 	} >"$t_lat"
@@ -341,7 +382,7 @@ part2_main() {
 	echo
 	cat "$p2/queries.md"
 	echo
-	cat "$p2/phases.md"
+	cat "$p2/api.md"
 	echo
 	echo "$p2_targets"
 	echo
@@ -396,13 +437,11 @@ part2_main() {
 		echo
 		echo "Query latency: bench/queries.tsv, $(q_get queries) queries with the same meaning in both languages" \
 			"(size has no notmuch equivalent and is left out), each run as a whole process: \`mailvault -c CONF" \
-			"search --count Q\` and \`notmuch count Q\`. mailvault runs as an officer runs it by default: the" \
-			"warm-up round's first search starts the user's search session ([search] session_idle = 300), and each" \
-			"timed search is the front end (libc only) handing the command to it; the session checks the scope," \
-			"counts in the open index and writes the audit row with a durable commit before the count is printed." \
-			"The third row times the same searches with session_idle = 0: each process loads the libraries," \
-			"connects to PostgreSQL and opens the index itself. One untimed warm-up round, then $runs rounds, the" \
-			"order of the tools alternating; wall time per run from time.perf_counter around subprocess.run (bench/querybench.py);" \
+			"search --count Q\` and \`notmuch count Q\`. mailvault runs as an officer runs it: the command (libc and" \
+			"json-c) sends the query over mailvault-web's Unix socket; the service names the officer by the" \
+			"socket's peer, reads their scope, counts in its open index and writes the audit row, durable (one" \
+			"commit, fsync on), before it answers. One untimed warm-up round, then $runs rounds, the order of the" \
+			"tools alternating; wall time per run from time.perf_counter around subprocess.run (bench/querybench.py);" \
 			"percentiles nearest-rank over all $(($(q_get queries) * runs)) runs per tool. Load at start: $q_load."
 		echo
 		cat "$t_lat"
@@ -418,12 +457,15 @@ part2_main() {
 		echo
 		cat "$p2/queries.md"
 		echo
-		echo "Where one \`mailvault search --count\` without a session spends its time (bench/searchphases.py," \
-			"untimed, after the timed rounds): the PostgreSQL messages the CLI sends, seen by strace, split the run into phases;" \
-			"strace slows the system calls of the process start, so the untraced \`--version\` runs are the" \
-			"better figure for it."
+		echo "Throughput with 16 clients at once (bench/apibench.py, load at start: $a_load): mailvault as" \
+			"\`GET /api/v1/count?q=Q\` with an officer's token, from wrk (16 connections, 2 threads; bench/apibench.lua)," \
+			"each request the next query in turn; notmuch as 16 threads each running \`notmuch count Q\` on the next" \
+			"query in turn (notmuch has no server: that is how 16 people or scripts use it at once). Each tool" \
+			"$api_secs s per run, the tools alternating which goes first; the figures are the medians of $api_runs" \
+			"runs. Every API search wrote its audit row before its answer: $a_rows rows by the bench officer over" \
+			"the run, and \`mailvault audit verify\` afterwards: \"$a_verify\"."
 		echo
-		cat "$p2/phases.md"
+		cat "$p2/api.md"
 		echo
 		echo "Targets:"
 		echo
@@ -451,9 +493,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	RESULTS=$BENCH_DIR/RESULTS.md
 	MVCLI=$B/bin/mailvault
 	IDX=$B/bin/mailvault-indexer
-	if [ ! -x "$IDX" ] || [ ! -x "$B/bin/mailvault-cli" ]; then
+	if [ ! -x "$IDX" ] || [ ! -x "$B/bin/mailvault-cli" ] || [ ! -x "$B/bin/mailvault-web" ]; then
 		mkdir -p "$B/bin"
-		cp "$MV_BUILD/mailvault-indexer" "$MV_BUILD/mailvault" "$MV_BUILD/mailvault-cli" "$B/bin/"
+		cp "$MV_BUILD/mailvault-indexer" "$MV_BUILD/mailvault" "$MV_BUILD/mailvault-cli" "$MV_BUILD/mailvault-web" "$B/bin/"
 	fi
 	[ -d "$B/$name/pg/data" ] || die "no PostgreSQL cluster at $B/$name (run MV_KEEP=1 make bench first)"
 	trap 'pg_stop "$B/$name"' EXIT

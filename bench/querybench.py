@@ -1,16 +1,14 @@
 #!/usr/bin/python3
 """bench helper: query latency, `mailvault search --count` against `notmuch count`, whole processes.
 
-  querybench.py QUERIES OUTPREFIX MAILVAULT CONF [RUNS [CONF_NOSESSION]]
+  querybench.py QUERIES OUTPREFIX MAILVAULT CONF [RUNS]
 
 QUERIES: tab-separated lines "mailvault query<TAB>notmuch query" (# comments and blank lines skipped).
 notmuch takes its configuration from NOTMUCH_CONFIG (set by the caller). One warm-up round (every query
 once per tool, untimed), then RUNS rounds (default 5); in each round every query runs once per tool, the tool
 that goes first alternating from round to round. Each run is a whole process timed from fork to exit with
-time.perf_counter around subprocess.run. CONF runs searches as an officer would by default: the warm-up
-round leaves the user's search session running ([search] session_idle), which the timed rounds use. With
-CONF_NOSESSION (the same with session_idle = 0), a third series "mv0" times every search from scratch
-(information). A run that fails, or a count that changes from run to run, stops
+time.perf_counter around subprocess.run. CONF names mailvault-web's socket ([web] socket): the searches go
+there, as an officer's do. A run that fails, or a count that changes from run to run, stops
 the benchmark (exit 1). Percentiles are nearest-rank over all runs of a tool (p95 of 100 runs = the 95th
 smallest).
 
@@ -55,7 +53,6 @@ def main():
         sys.exit(2)
     qfile, prefix, mvcli, conf = sys.argv[1:5]
     runs = int(sys.argv[5]) if len(sys.argv) > 5 else 5
-    conf0 = sys.argv[6] if len(sys.argv) > 6 else None
     queries = []
     with open(qfile) as fh:
         for line in fh:
@@ -68,8 +65,6 @@ def main():
         "mv": lambda q: [mvcli, "-c", conf, "search", "--count", q],
         "nm": lambda q: ["notmuch", "count", q],
     }
-    if conf0:
-        tools["mv0"] = lambda q: [mvcli, "-c", conf0, "search", "--count", q]
     counts = {t: [None] * len(queries) for t in tools}
     times = {t: [[] for _ in queries] for t in tools}
 
@@ -97,9 +92,6 @@ def main():
             for tool in order:
                 one(tool, i, True)
 
-    if "mv0" in tools and counts["mv0"] != counts["mv"]:
-        sys.stderr.write("querybench: counts with and without a session differ: %r vs %r\n" % (counts["mv"], counts["mv0"]))
-        sys.exit(1)
     ms = {t: [x * 1000.0 for xs in times[t] for x in xs] for t in tools}
     summary = {}
     for t in tools:

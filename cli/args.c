@@ -11,7 +11,7 @@ void cli_args_parse(int argc, char **argv, struct cli_args *a)
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			a->cfg_path = argv[++i];
+			a->cfg_path = argv[++i], a->cfg_given = true;
 		else if (strcmp(argv[i], "--json") == 0)
 			a->json = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)

@@ -1,5 +1,4 @@
-/* The mailvault command line's global part, read the same way by the front end, the full CLI and the
-   search session (libc only: the front end links nothing else). */
+/* The mailvault command line's global part, read the same way by the front end and mailvault-cli. */
 #ifndef MAILVAULT_ARGS_H
 #define MAILVAULT_ARGS_H
 
@@ -7,6 +6,7 @@
 
 struct cli_args {
 	const char *cfg_path; /* -c FILE, else the default; points into argv or a constant */
+	bool cfg_given;       /* -c was given */
 	bool json;            /* --json, before or after the command */
 	bool help, version;
 	int cmd;              /* index in argv of the command; argc when there is none */

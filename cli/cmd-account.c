@@ -1,8 +1,8 @@
 /* mailvault account: add, list, enable, disable and remove the mailboxes the archive polls. */
 #include "cli.h"
+#include "json-out.h"
 #include "buf.h"
 #include "db.h"
-#include "json.h"
 #include "mailbox.h"
 #include "pg-array.h"
 #include "util.h"
@@ -139,41 +139,35 @@ struct known_folders {
 };
 
 /* For each include/exclude pattern of an account, which of its known folders it matches: as text lines
-   under the account, or as a JSON array of {kind, pattern, matches}. */
-static void account_print_patterns(struct cli *cli, struct buf *json, const char *kind, const char *patterns,
+   under the account, or added to the JSON array json as {kind, pattern, matches}. */
+static void account_print_patterns(struct cli *cli, json_object *json, const char *kind, const char *patterns,
 				   const struct known_folders *kf)
 {
 	char *copy = xstrdup(patterns), *save = NULL;
 	for (char *pat = strtok_r(copy, "\n", &save); pat; pat = strtok_r(NULL, "\n", &save)) {
 		struct buf line = { 0 };
-		if (json != NULL) {
-			buf_append_str(json, json->data[json->len - 1] == '[' ? "{" : ",{");
-			json_append_key(json, "kind");
-			json_append_string(json, kind);
-			json_append_key(json, "pattern");
-			json_append_string(json, pat);
-			json_append_key(json, "matches");
-			buf_append_str(json, "[");
-		}
+		json_object *matches = json != NULL ? json_object_new_array() : NULL;
 		size_t n = 0;
 		for (int r = kf->first; r < kf->end; r++) {
 			const char *fname = PQgetvalue(kf->res, r, 0), *d = PQgetvalue(kf->res, r, 1);
 			if (!mailbox_pattern_match(pat, fname, PQgetisnull(kf->res, r, 1) ? 0 : d[0]))
 				continue;
-			if (json != NULL) {
-				if (n > 0)
-					buf_append_str(json, ",");
-				json_append_string(json, fname);
-			} else {
+			if (json != NULL)
+				json_object_array_add(matches, json_text(fname));
+			else
 				buf_printf(&line, "%s%s", n ? ", " : "", util_term(fname));
-			}
 			n++;
 		}
-		if (json != NULL)
-			buf_append_str(json, "]}");
-		else
+		if (json != NULL) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "kind", json_text(kind));
+			json_object_object_add(o, "pattern", json_text(pat));
+			json_object_object_add(o, "matches", matches);
+			json_object_array_add(json, o);
+		} else {
 			printf("    %s %-20s matches %s\n", kind, util_term(pat), n ? (char *)line.data
 			       : "no folder the server listed (the patterns follow IMAP LIST: * and % are wildcards, the rest is literal)");
+		}
 		buf_free(&line);
 	}
 	free(copy);
@@ -214,26 +208,24 @@ static int account_list(struct cli *cli)
 			kf.end = r + 1;
 		}
 		if (cli->json) {
-			struct buf b = { 0 };
-			buf_append_str(&b, "{");
+			json_object *o = json_object_new_object();
 			static const char *keys[] = { "name", "host", "port", "tls", "user", "auth", "enabled",
 						      "interval", "include", "exclude", "last_success", "last_error", "secret" };
 			for (int k = 0; k < 13; k++) {
-				json_append_key(&b, keys[k]);
+				json_object *v;
 				if (k == 2 || k == 7)
-					buf_append_str(&b, PQgetvalue(res, i, k));
+					v = json_object_new_int64(strtoll(PQgetvalue(res, i, k), NULL, 10));
 				else if (k == 6)
-					buf_append_str(&b, enabled ? "true" : "false");
+					v = json_object_new_boolean(enabled);
 				else
-					json_append_string(&b, PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k));
+					v = json_text(PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k));
+				json_object_object_add(o, keys[k], v);
 			}
-			json_append_key(&b, "patterns");
-			buf_append_str(&b, "[");
-			account_print_patterns(cli, &b, "include", PQgetvalue(res, i, 8), &kf);
-			account_print_patterns(cli, &b, "exclude", PQgetvalue(res, i, 9), &kf);
-			buf_append_str(&b, "]}");
-			puts((char *)b.data);
-			buf_free(&b);
+			json_object *patterns = json_object_new_array();
+			account_print_patterns(cli, patterns, "include", PQgetvalue(res, i, 8), &kf);
+			account_print_patterns(cli, patterns, "exclude", PQgetvalue(res, i, 9), &kf);
+			json_object_object_add(o, "patterns", patterns);
+			json_print_line(stdout, o);
 		} else {
 			char server[300];
 			snprintf(server, sizeof(server), "%s://%s:%s", PQgetvalue(res, i, 3), util_term(PQgetvalue(res, i, 1)),

@@ -1,8 +1,8 @@
 /* mailvault ls, show and status: what the archive holds, where each copy came from, how ingestion goes. */
 #include "cli.h"
+#include "json-out.h"
 #include "buf.h"
 #include "db.h"
-#include "json.h"
 #include "mime-extract.h"
 #include "util.h"
 
@@ -12,8 +12,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-#define ISO_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* ls [--account A] [--folder F] [--json]: one row per location, streamed. */
 int cmd_ls(struct cli *cli, int argc, char **argv)
@@ -50,26 +48,27 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	PGresult *res;
 	while ((res = PQgetResult(cli->db)) != NULL) {
 		if (PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
-			buf_reset(&b);
 			if (cli->json) {
 				static const char *keys[] = { "serial", "sha256", "account", "folder", "uidvalidity", "uid",
 							      "internaldate", "size" };
-				buf_append_str(&b, "{");
+				json_object *o = json_object_new_object();
 				for (int k = 0; k < 8; k++) {
-					json_append_key(&b, keys[k]);
+					json_object *v;
 					if (k == 0 || k == 4 || k == 5 || k == 7)
-						buf_append_str(&b, PQgetvalue(res, 0, k));
+						v = json_object_new_int64(strtoll(PQgetvalue(res, 0, k), NULL, 10));
 					else
-						json_append_string(&b, PQgetisnull(res, 0, k) ? NULL : PQgetvalue(res, 0, k));
+						v = json_text(PQgetisnull(res, 0, k) ? NULL : PQgetvalue(res, 0, k));
+					json_object_object_add(o, keys[k], v);
 				}
-				buf_append_str(&b, "}");
+				json_print_line(stdout, o);
 			} else {
+				buf_reset(&b);
 				buf_printf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
 					   util_term(PQgetvalue(res, 0, 2)), util_term(PQgetvalue(res, 0, 3)), PQgetvalue(res, 0, 4),
 					   PQgetvalue(res, 0, 5), PQgetisnull(res, 0, 6) ? "-" : PQgetvalue(res, 0, 6),
 					   PQgetvalue(res, 0, 7));
+				puts((char *)b.data);
 			}
-			puts((char *)b.data);
 		} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			rc = cli_error("ls: %s", PQresultErrorMessage(res));
 		}
@@ -77,133 +76,6 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	}
 	buf_free(&b);
 	return rc;
-}
-
-/* Raw message bytes as a terminal may show them: NUL and control characters escaped, lines kept. */
-static char *cli_raw_for_terminal(const unsigned char *raw, size_t len)
-{
-	struct buf b = { 0 };
-	for (size_t i = 0; i < len; i++) {
-		if (raw[i] == '\0')
-			buf_append_str(&b, "\\x00");
-		else
-			buf_append(&b, raw + i, 1);
-	}
-	char *shown = util_term_safe(b.data ? (const char *)b.data : "", true);
-	buf_free(&b);
-	return shown;
-}
-
-/* show SERIAL [--raw]: the stored bytes exactly, or the stored fields and provenance. */
-int cmd_show(struct cli *cli, int argc, char **argv)
-{
-	const char *serial = NULL, *err;
-	bool raw = false;
-	uint64_t v;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--raw") == 0)
-			raw = true;
-		else if (strcmp(argv[i], "--json") == 0)
-			continue;
-		else if (serial == NULL)
-			serial = argv[i];
-		else
-			return cli_error("usage: mailvault show SERIAL [--raw]");
-	}
-	if (serial == NULL || util_parse_uint(serial, 1, INT64_MAX, &v) < 0)
-		return cli_error("usage: mailvault show SERIAL [--raw] (SERIAL is a message number from ls or search)");
-	if (cli_connect(cli) < 0)
-		return 1;
-	const char *p[] = { serial };
-	/* every look at a message is audited, including looks at messages that are not there (or not
-	   visible to this officer) */
-	PGresult *vis = db_query(cli->db, "SELECT 1 FROM messages WHERE serial = $1", 1, p, &err);
-	if (vis == NULL)
-		return cli_error("show: %s", err);
-	bool found = PQntuples(vis) > 0;
-	PQclear(vis);
-	char details[64];
-	snprintf(details, sizeof(details), "{\"raw\":%s,\"found\":%s}", raw ? "true" : "false", found ? "true" : "false");
-	if (cli_audit(cli, "show", serial, details) < 0)
-		return 1;
-	if (!found)
-		return cli_error("no message with serial %s", serial);
-	if (raw) {
-		/* binary result: the bytes go to stdout untouched */
-		PGresult *res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 "
-					     "WHERE m.serial = $1", 1, NULL, p, NULL, NULL, 1);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			cli_error("show: %s", PQresultErrorMessage(res));
-			PQclear(res);
-			return 1;
-		}
-		if (PQntuples(res) == 0) {
-			PQclear(res);
-			return cli_error("no message with serial %s", serial);
-		}
-		size_t len = (size_t)PQgetlength(res, 0, 0);
-		int rc;
-		if (isatty(STDOUT_FILENO)) {
-			/* a terminal would act on escape sequences in the mail: show them escaped, and say so */
-			fprintf(stderr, "mailvault: standard output is a terminal: control characters are shown escaped; "
-				"redirect it to a file or a pipe for the exact bytes\n");
-			char *shown = cli_raw_for_terminal((const unsigned char *)PQgetvalue(res, 0, 0), len);
-			rc = fputs(shown, stdout) >= 0 && fflush(stdout) == 0 ? 0 : 1;
-			free(shown);
-		} else {
-			rc = fwrite(PQgetvalue(res, 0, 0), 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
-		}
-		PQclear(res);
-		return rc;
-	}
-	PGresult *res = db_query(cli->db,
-		"SELECT serial, encode(sha256, 'hex'), message_id, " ISO_UTC("date") ", from_addr, to_addr, cc_addr, "
-		"subject, size, " ISO_UTC("ingested_at") ", header_error FROM messages WHERE serial = $1", 1, p, &err);
-	if (res == NULL)
-		return cli_error("show: %s", err);
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return cli_error("no message with serial %s", serial);
-	}
-	static const char *labels[] = { "Serial", "SHA-256", "Message-ID", "Date", "From", "To", "Cc", "Subject",
-					"Size", "Archived", "Header-Error" };
-	for (int k = 0; k < 11; k++)
-		if (!PQgetisnull(res, 0, k))
-			printf("%-12s %s\n", labels[k], util_term(PQgetvalue(res, 0, k)));
-	PQclear(res);
-	res = db_query(cli->db,
-		"SELECT a.name, f.name, l.uidvalidity, l.uid, " ISO_UTC("l.internaldate") ", array_to_string(l.flags, ' '), "
-		ISO_UTC("l.first_seen") " FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a "
-		"ON a.id = f.account_id WHERE l.message_serial = $1 ORDER BY l.id", 1, p, &err);
-	if (res == NULL)
-		return cli_error("show: %s", err);
-	for (int i = 0; i < PQntuples(res); i++)
-		printf("%-12s %s/%s uidvalidity %s uid %s internaldate %s flags (%s) first seen %s\n", "Seen-In",
-		       util_term(PQgetvalue(res, i, 0)), util_term(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2),
-		       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), util_term(PQgetvalue(res, i, 5)), PQgetvalue(res, i, 6));
-	PQclear(res);
-	/* the decoded content, as the indexer reads it */
-	res = PQexecParams(cli->db, "SELECT b.raw FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.serial = $1",
-			   1, NULL, p, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		cli_error("show: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		return 1;
-	}
-	struct mime_extract mx;
-	mime_extract((const unsigned char *)PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &mx);
-	PQclear(res);
-	for (size_t i = 0; i < mx.nattachments; i++)
-		printf("%-12s %s (%s, %zu bytes)\n", "Attachment", mx.attachments[i].filename ?
-		       util_term(mx.attachments[i].filename) : "(no name)", util_term(mx.attachments[i].mimetype),
-		       mx.attachments[i].size);
-	if (mx.problem != NULL)
-		printf("%-12s %s\n", "Note", util_term(mx.problem));
-	char *body = util_term_safe(mx.body ? mx.body : "", true);
-	printf("\n%s\n", body);
-	free(body);
-	mime_extract_free(&mx);
-	return 0;
 }
 
 /* status: per account folders, messages, bytes, last success, last error and ingest errors; folders that
@@ -242,34 +114,25 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 				 strcmp(sec->user, PQgetvalue(res, i, 12)) == 0;
 		unconfigured += !secret_ok;
 		if (cli->json) {
-			struct buf b = { 0 };
-			buf_append_str(&b, "{");
-			json_append_key(&b, "account");
-			json_append_string(&b, PQgetvalue(res, i, 0));
-			json_append_key(&b, "enabled");
-			buf_append_str(&b, enabled ? "true" : "false");
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "account", json_text(PQgetvalue(res, i, 0)));
+			json_object_object_add(o, "enabled", json_object_new_boolean(enabled));
 			static const char *nkeys[] = { "folders", "messages", "bytes" };
-			for (int k = 0; k < 3; k++) {
-				json_append_key(&b, nkeys[k]);
-				buf_append_str(&b, PQgetvalue(res, i, 2 + k));
-			}
-			json_append_key(&b, "last_success");
-			json_append_string(&b, PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5));
-			json_append_key(&b, "last_error");
-			json_append_string(&b, PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6));
-			json_append_key(&b, "ingest_errors");
-			buf_append_str(&b, PQgetvalue(res, i, 7));
-			json_append_key(&b, "failed_folders");
-			buf_append_str(&b, PQgetvalue(res, i, 14));
-			json_append_key(&b, "secret");
-			json_append_string(&b, PQgetvalue(res, i, 10));
-			json_append_key(&b, "secret_configured");
-			buf_append_str(&b, secret_ok ? "true" : "false");
-			json_append_key(&b, "next_poll");
-			json_append_string(&b, PQgetvalue(res, i, 8));
-			buf_append_str(&b, "}");
-			puts((char *)b.data);
-			buf_free(&b);
+			for (int k = 0; k < 3; k++)
+				json_object_object_add(o, nkeys[k],
+						       json_object_new_int64(strtoll(PQgetvalue(res, i, 2 + k), NULL, 10)));
+			json_object_object_add(o, "last_success",
+					       json_text(PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5)));
+			json_object_object_add(o, "last_error",
+					       json_text(PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6)));
+			json_object_object_add(o, "ingest_errors",
+					       json_object_new_int64(strtoll(PQgetvalue(res, i, 7), NULL, 10)));
+			json_object_object_add(o, "failed_folders",
+					       json_object_new_int64(strtoll(PQgetvalue(res, i, 14), NULL, 10)));
+			json_object_object_add(o, "secret", json_text(PQgetvalue(res, i, 10)));
+			json_object_object_add(o, "secret_configured", json_object_new_boolean(secret_ok));
+			json_object_object_add(o, "next_poll", json_text(PQgetvalue(res, i, 8)));
+			json_print_line(stdout, o);
 		} else {
 			printf("%-20s %-8s %7s %9s %10.1f %-20s %7s  %s\n", PQgetvalue(res, i, 0),
 			       !enabled ? "disabled" : !secret_ok ? "nosecret" : PQgetisnull(res, i, 9) ? "enabled" : "polling",

@@ -104,6 +104,26 @@ static void init_warn_patterns(PGconn *db)
 	PQclear(res);
 }
 
+/* Officers of earlier versions were database logins; they are kept, disabled, until the administrator
+   says how they log in to mailvault-web. Prints the steps for each. */
+static void init_legacy_officers(PGconn *db)
+{
+	const char *err;
+	PGresult *res = db_query(db, "SELECT name, legacy_login FROM officers WHERE legacy_login IS NOT NULL AND NOT enabled "
+				 "AND password_hash IS NULL AND unix_user IS NULL ORDER BY name", 0, NULL, &err);
+	if (res == NULL)
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *n = util_term(PQgetvalue(res, i, 0));
+		printf("officer %s was the database login %s, which no longer reads the archive (its grants are gone); "
+		       "officers now use mailvault-web. To let them in again:\n"
+		       "  mailvault officer set %s --unix-user USER     (their Unix user, for the mailvault command)\n"
+		       "  mailvault officer passwd %s                   (a password, for the API and the web)\n"
+		       "  mailvault officer enable %s\n", n, util_term(PQgetvalue(res, i, 1)), n, n, n);
+	}
+	PQclear(res);
+}
+
 /* Creates or migrates the schema. Idempotent: a second run applies nothing. */
 int cmd_init(struct cli *cli, int argc, char **argv)
 {
@@ -147,6 +167,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		goto fail;
 	if (patterns_changed)
 		init_warn_patterns(db);
+	init_legacy_officers(db);
 	/* the administrator may act as each program (SET ROLE) for a single-login setup */
 	PGresult *res = PQexec(db, "GRANT mailvault_ingest, mailvault_indexer, mailvault_retention TO CURRENT_USER");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -1,8 +1,7 @@
 /* mailvault verify: the administrator's integrity sweep: every stored blob's bytes hashed again in C. */
 #include "cli.h"
-#include "buf.h"
+#include "json-out.h"
 #include "db.h"
-#include "json.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -37,9 +36,10 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		return cli_error("usage: mailvault verify [--sample N | --all] [--json]");
 	if (cli_connect(cli) < 0)
 		return 1;
-	char s_sample[24], details[160];
+	char s_sample[24];
 	snprintf(s_sample, sizeof(s_sample), "%llu", (unsigned long long)sample);
-	snprintf(details, sizeof(details), "{\"sample\":%s}", sample ? s_sample : "null");
+	json_object *details = json_object_new_object();
+	json_object_object_add(details, "sample", sample ? json_object_new_int64((int64_t)sample) : NULL);
 	if (cli_audit(cli, "verify-start", sample ? "sample" : "all", details) < 0)
 		return 1;
 	/* streamed a row at a time: memory stays at one message whatever the archive's size */
@@ -54,7 +54,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	uint64_t checked = 0, bytes = 0, bad = 0;
 	int rc = 0;
 	PGresult *res;
-	struct buf bad_json = { 0 };
+	json_object *bad_keys = cli->json ? json_object_new_array() : NULL;
 	while ((res = PQgetResult(cli->db)) != NULL) {
 		if (PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
 			unsigned char sha[SHA256_LEN];
@@ -69,8 +69,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 				util_hex(sha, SHA256_LEN, now);
 				bad++;
 				if (cli->json) {
-					buf_append_str(&bad_json, bad_json.len ? "," : "");
-					json_append_string(&bad_json, key);
+					json_object_array_add(bad_keys, json_object_new_string(key));
 				} else {
 					printf("CORRUPT blob %s (%zu bytes): its bytes hash to %s\n", key, len, now);
 				}
@@ -81,16 +80,26 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		PQclear(res);
 	}
 	double secs = util_now() - t0;
-	snprintf(details, sizeof(details), "{\"checked\":%llu,\"bytes\":%llu,\"mismatches\":%llu,\"complete\":%s}",
-		 (unsigned long long)checked, (unsigned long long)bytes, (unsigned long long)bad, rc == 0 ? "true" : "false");
+	details = json_object_new_object();
+	json_object_object_add(details, "checked", json_object_new_int64((int64_t)checked));
+	json_object_object_add(details, "bytes", json_object_new_int64((int64_t)bytes));
+	json_object_object_add(details, "mismatches", json_object_new_int64((int64_t)bad));
+	json_object_object_add(details, "complete", json_object_new_boolean(rc == 0));
 	if (cli_audit(cli, "verify", sample ? "sample" : "all", details) < 0)
 		rc = 1;
-	if (cli->json)
-		printf("{\"checked\":%llu,\"bytes\":%llu,\"seconds\":%.3f,\"mismatches\":[%s]}\n", (unsigned long long)checked,
-		       (unsigned long long)bytes, secs, bad_json.data ? (char *)bad_json.data : "");
-	else
+	if (cli->json) {
+		/* seconds keeps its three decimals */
+		char s_secs[32];
+		snprintf(s_secs, sizeof(s_secs), "%.3f", secs);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "checked", json_object_new_int64((int64_t)checked));
+		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)bytes));
+		json_object_object_add(o, "seconds", json_object_new_double_s(secs, s_secs));
+		json_object_object_add(o, "mismatches", bad_keys);
+		json_print_line(stdout, o);
+	} else {
 		printf("verify: %llu blob%s (%.1f MB) hashed again in %.1f s: %llu mismatch%s\n", (unsigned long long)checked,
 		       checked == 1 ? "" : "s", (double)bytes / 1e6, secs, (unsigned long long)bad, bad == 1 ? "" : "es");
-	buf_free(&bad_json);
+	}
 	return rc != 0 || bad > 0 ? 1 : 0;
 }

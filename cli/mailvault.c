@@ -1,59 +1,41 @@
-/* mailvault: the command-line front end for administrators and compliance officers. */
+/* mailvault-cli: the administration commands of mailvault, which the `mailvault` front end runs for
+ * everything but the officers' commands (those go to mailvault-web). */
 #include "cli.h"
 #include "args.h"
-#include "session-proto.h"
 #include "db.h"
 #include "log.h"
 #include "util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Prints an error the user can act on. */
-int cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("mailvault: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
-
-/* Lazily connects with the configured login. */
-int cli_connect(struct cli *cli)
-{
-	const char *err;
-	if (cli->db != NULL)
-		return 0;
-	cli->db = db_connect(cli->cfg->conninfo, "mailvault", NULL, &err);
-	if (cli->db == NULL) {
-		cli_error("%s", err);
-		return -1;
-	}
-	return 0;
-}
 
 /* Prints usage. */
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mailvault [-c FILE] [--json] COMMAND [ARGS]\n"
+		"Officers' commands, answered by mailvault-web on its socket for the officer whose Unix user you are\n"
+		"(MAILVAULT_SOCKET, else [web] socket, else " CONFIG_DEFAULT_WEB_SOCKET "):\n"
+		"  search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY\n"
+		"                                     e.g. from:@enron.com subject:\"gas prices\" after:2001-05-01 -has:attachment\n"
+		"                                     (a query that starts with - goes after --: search -- -from:x)\n"
+		"  show SERIAL [--raw] [--json]       a message (--raw: the exact stored bytes)\n"
+		"  audit list [--since TIME] [--actor NAME] [--action ACTION] [--json] | audit verify\n"
+		"Administration, directly on the database as its owner ([database] conninfo):\n"
 		"  init                               create or migrate the schema and roles (idempotent)\n"
 		"  account add NAME --host H --user U --secret SECRET [--port P] [--tls imaps|starttls]\n"
 		"              [--auth plain|login|xoauth2|oauthbearer] [--ca-file F] [--interval S]\n"
 		"              [--include PATTERN]... [--exclude PATTERN]...\n"
 		"  account list | enable NAME | disable NAME | remove NAME\n"
 		"  ls [--account A] [--folder F]      archived messages with their provenance\n"
-		"  show SERIAL [--raw]                a message (--raw: the exact stored bytes)\n"
 		"  status                             per account: folders, messages, bytes, sync, errors; index lag\n"
-		"  search [--json] [--count] [--limit N] [--offset N] [--sort date|-date|relevance] QUERY\n"
-		"                                     e.g. from:@enron.com subject:\"gas prices\" after:2001-05-01 -has:attachment\n"
-		"                                     (a query that starts with - goes after --: search -- -from:x)\n"
-		"  officer add ROLE (--accounts A,B | --all) | officer list | officer remove ROLE\n"
+		"  officer add NAME (--accounts A,B | --all) [--role auditor|legal|admin] [--unix-user USER]\n"
+		"              [--password-file FILE]\n"
+		"  officer set NAME [--accounts A,B | --all] [--role R] [--unix-user USER | --no-unix-user]\n"
+		"  officer passwd NAME [--password-file FILE] | officer totp NAME [--reset | --off]\n"
+		"  officer token add NAME [--expires 90d] [--label TEXT] | token list [NAME] | token revoke ID\n"
+		"  officer list | enable NAME | disable NAME | remove NAME\n"
 		"  index verify | index rebuild       compare the index with the archive; re-index everything\n"
 		"  verify [--sample N | --all]        hash every stored message again (or N at random); report any change\n"
 		"SECRET names a [secret SECRET] section of the configuration (source = file:PATH, env:NAME or\n"
@@ -66,8 +48,8 @@ static const struct cli_command {
 	const char *name;
 	int (*fn)(struct cli *, int, char **);
 } cli_commands[] = {
-	{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls }, { "show", cmd_show },
-	{ "status", cmd_status }, { "search", cmd_search }, { "officer", cmd_officer },
+	{ "init", cmd_init }, { "account", cmd_account }, { "ls", cmd_ls },
+	{ "status", cmd_status }, { "officer", cmd_officer },
 	{ "index", cmd_index }, { "verify", cmd_verify },
 };
 
@@ -107,8 +89,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	bool agent = strcmp(argv[a.cmd], "session-agent") == 0;
-	if (!agent && cli_command_find(argv[a.cmd]) == NULL) {
+	if (cli_command_find(argv[a.cmd]) == NULL) {
 		cli_error("unknown command '%s' (see mailvault --help)", argv[a.cmd]);
 		return 2;
 	}
@@ -121,16 +102,11 @@ int main(int argc, char **argv)
 	}
 	log_init("mailvault", cli.cfg->log_level, false);
 	cli.json = a.json;
-	int rc;
-	if (agent) {
-		rc = session_serve(&cli, a.cfg_path);
-	} else {
-		/* a search or show started here warms a session for the next one (mailvault.conf [search]) */
-		if (SESSION_COMMAND(argv[a.cmd]) && cli.cfg->session_idle > 0)
-			session_spawn(a.cfg_path);
-		rc = cli_run(&cli, argc - a.cmd, argv + a.cmd);
-	}
-	session_index_close(&cli);
+	if (cli.cfg->search_session_idle_line)
+		fprintf(stderr, "mailvault: warning: %s:%u: [search] session_idle no longer does anything (mailvault-web "
+			"keeps the index open for every officer); remove the line\n", cli.cfg->path,
+			cli.cfg->search_session_idle_line);
+	int rc = cli_run(&cli, argc - a.cmd, argv + a.cmd);
 	db_close(&cli.db);
 	config_free(&cli.cfg);
 	return rc;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FETCH_MAX_MESSAGES 1000
@@ -600,6 +601,12 @@ int main(int argc, char **argv)
 	const char *cfg_path = ix.cfg->path;
 	if (ix.cfg->index_path == NULL)
 		log_fatal("%s: [indexer] index_path is required", cfg_path);
+	/* the index holds every message's text: its owner and group (mailvault-web's) only, never others */
+	umask(027);
+	struct stat ist;
+	if (stat(ix.cfg->index_path, &ist) == 0 && (ist.st_mode & 07) != 0 &&
+	    chmod(ix.cfg->index_path, ist.st_mode & 07770) < 0)
+		log_warn("%s: others may read the index, and it cannot be changed: %s", ix.cfg->index_path, strerror(errno));
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned want_shards = ix.cfg->index_shards ? ix.cfg->index_shards
 			       : ncpu < 1 ? 1 : ncpu > INDEX_MAX_SHARDS ? INDEX_MAX_SHARDS : (unsigned)ncpu;

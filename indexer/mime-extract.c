@@ -52,6 +52,9 @@ struct mime_extract_ctx {
 	size_t nparts;
 	bool truncated, depth_cut, parts_cut, types_cut, field_cut;
 	unsigned warnings;           /* bit per GMime critical warning seen */
+	size_t want;                 /* the attachment whose decoded bytes go to capture (SIZE_MAX: none) */
+	struct buf *capture;
+	bool captured;
 };
 
 static pthread_once_t mime_extract_once = PTHREAD_ONCE_INIT;
@@ -674,6 +677,8 @@ static void mime_extract_add_type(struct mime_extract_ctx *ctx, GMimeObject *obj
 	g_free(lower);
 }
 
+static size_t mime_extract_decode(GMimePart *part, size_t keep, struct buf *out);
+
 /* Adds an attachment entry. */
 static void mime_extract_add_attachment(struct mime_extract_ctx *ctx, const char *filename, GMimeObject *obj,
 					size_t size, bool is_text)
@@ -682,6 +687,24 @@ static void mime_extract_add_attachment(struct mime_extract_ctx *ctx, const char
 	if (out->nattachments == ctx->attachments_cap) {
 		ctx->attachments_cap = ctx->attachments_cap ? ctx->attachments_cap * 2 : 4;
 		out->attachments = xrealloc(out->attachments, ctx->attachments_cap * sizeof(*out->attachments));
+	}
+	if (ctx->capture != NULL && out->nattachments == ctx->want) {
+		/* the bytes an officer downloads: the part decoded from its transfer encoding, or the
+		   attached message as it was written */
+		if (GMIME_IS_PART(obj)) {
+			mime_extract_decode(GMIME_PART(obj), SIZE_MAX, ctx->capture);
+		} else if (GMIME_IS_MESSAGE_PART(obj)) {
+			GMimeMessage *msg = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+			GByteArray *arr = g_byte_array_new();
+			GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(arr);
+			g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+			if (msg != NULL)
+				g_mime_object_write_to_stream(GMIME_OBJECT(msg), NULL, mem);
+			buf_append(ctx->capture, arr->data, arr->len);
+			g_object_unref(mem);
+			g_byte_array_free(arr, TRUE);
+		}
+		ctx->captured = true;
 	}
 	struct mime_attachment *a = &out->attachments[out->nattachments++];
 	memset(a, 0, sizeof(*a));
@@ -1301,10 +1324,12 @@ static void mime_extract_defuse(unsigned char *p, size_t len)
 	}
 }
 
-/* Extracts everything; see the header. */
-void mime_extract(const unsigned char *raw, size_t len, struct mime_extract *out)
+/* Extracts everything, and the decoded bytes of attachment number want into capture when capture is set;
+   returns whether that attachment was found. */
+static bool mime_extract_run(const unsigned char *raw, size_t len, struct mime_extract *out, size_t want,
+			     struct buf *capture)
 {
-	struct mime_extract_ctx ctx = { .out = out };
+	struct mime_extract_ctx ctx = { .out = out, .want = want, .capture = capture };
 	memset(out, 0, sizeof(*out));
 	mime_extract_init();
 	if (raw == NULL)
@@ -1395,6 +1420,18 @@ void mime_extract(const unsigned char *raw, size_t len, struct mime_extract *out
 		g_object_unref(stream);
 	if (options != NULL)
 		g_mime_parser_options_free(options);
+	return ctx.captured;
+}
+
+void mime_extract(const unsigned char *raw, size_t len, struct mime_extract *out)
+{
+	mime_extract_run(raw, len, out, SIZE_MAX, NULL);
+}
+
+bool mime_extract_attachment(const unsigned char *raw, size_t len, size_t index, struct mime_extract *out,
+			     struct buf *bytes)
+{
+	return mime_extract_run(raw, len, out, index, bytes);
 }
 
 /* Frees an address list's contents. */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
+
 struct mime_address {
 	char *name;       /* display name, decoded to UTF-8 (RFC 2047), or NULL */
 	char *addr;       /* addr-spec, lower-cased, or NULL for a group/unparsable entry */
@@ -54,6 +56,10 @@ void mime_extract_init(void);
    run in several threads at once. Bounded work and memory for hostile input (deep nesting is cut at
    32 levels, total text kept is capped at 8 MiB per message and noted in problem). */
 void mime_extract(const unsigned char *raw, size_t len, struct mime_extract *out);
+/* mime_extract(), and the decoded bytes of attachment number index (0-based, in the order of
+   out->attachments) appended to bytes; false if the message has no such attachment. */
+bool mime_extract_attachment(const unsigned char *raw, size_t len, size_t index, struct mime_extract *out,
+			     struct buf *bytes);
 /* Frees everything inside out (not out itself). */
 void mime_extract_free(struct mime_extract *out);
 /* Reduces HTML to plain text (tags dropped, scripts and styles skipped, entities decoded, block

@@ -38,6 +38,15 @@ static const struct config_key config_keys[] = {
 	K("indexer", "index_path", CK_STRING, index_path, 0, 0),
 	K("indexer", "shards", CK_UINT, index_shards, 1, 64),
 	K("search", "session_idle", CK_UINT, session_idle, 0, 86400),
+	K("database", "web_conninfo", CK_STRING, web_conninfo, 0, 0),
+	K("web", "listen", CK_STRING, web_listen, 0, 0),
+	K("web", "socket", CK_STRING, web_socket, 0, 0),
+	K("web", "tls_cert", CK_STRING, web_tls_cert, 0, 0),
+	K("web", "tls_key", CK_STRING, web_tls_key, 0, 0),
+	K("web", "trusted_proxies", CK_STRING, web_trusted_proxies, 0, 0),
+	K("web", "workers", CK_UINT, web_workers, 1, 256),
+	K("web", "session_idle", CK_UINT, web_session_idle, 60, 7 * 86400),
+	K("web", "session_max", CK_UINT, web_session_max, 60, 30 * 86400),
 };
 
 /* Trims white space at both ends, in place. */
@@ -158,7 +167,10 @@ struct config *config_load(const char *path, char **error_r)
 	cfg->timeout = 120;
 	cfg->lease_seconds = 600;
 	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->session_idle = 300;
+	cfg->session_idle = 0;
+	cfg->web_workers = 8;
+	cfg->web_session_idle = 1800;
+	cfg->web_session_max = 12 * 3600;
 
 	char line[8192], section[160] = "";
 	unsigned lineno = 0;
@@ -241,6 +253,8 @@ struct config *config_load(const char *path, char **error_r)
 			goto fail;
 		}
 		const char *why = NULL;
+		if (strcmp(section, "search") == 0 && strcmp(key, "session_idle") == 0)
+			cfg->search_session_idle_line = lineno; /* read, and warned about: it does nothing now */
 		if (config_set(cfg, k, value, &why) < 0) {
 			/* the value is not echoed: it could be a conninfo with a password */
 			*error_r = xasprintf("%s:%u: bad value for '%s': %s", path, lineno, key, why);
@@ -282,6 +296,12 @@ void config_free(struct config **cfg)
 	free(c->retention_conninfo);
 	free(c->ca_file);
 	free(c->index_path);
+	free(c->web_conninfo);
+	free(c->web_listen);
+	free(c->web_socket);
+	free(c->web_tls_cert);
+	free(c->web_tls_key);
+	free(c->web_trusted_proxies);
 	for (size_t i = 0; i < c->nsecrets; i++) {
 		free(c->secrets[i].name);
 		free(c->secrets[i].source);
@@ -303,5 +323,7 @@ const char *config_conninfo_for(const struct config *cfg, const char *program)
 		own = cfg->indexer_conninfo;
 	else if (strcmp(program, "retention") == 0)
 		own = cfg->retention_conninfo;
+	else if (strcmp(program, "web") == 0)
+		own = cfg->web_conninfo;
 	return own ? own : cfg->conninfo;
 }

@@ -8,6 +8,7 @@
 #include "log.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/mailvault/mailvault.conf"
+#define CONFIG_DEFAULT_WEB_SOCKET "/run/mailvault/web.sock"
 /* Largest message that can be archived: PostgreSQL's bytea holds at most 1 GiB, less row overhead. */
 #define CONFIG_MAX_MESSAGE_BYTES (1000ULL * 1024 * 1024)
 
@@ -45,8 +46,19 @@ struct config {
 	/* [indexer] */
 	char *index_path;          /* directory of the index's shards */
 	unsigned index_shards;     /* shards (and writer threads) of a new index; 0 = one per core */
-	/* [search] */
-	unsigned session_idle;     /* seconds a user's search session stays warm after use; 0 = none */
+	/* [search] session_idle: per-user search sessions are retired (mailvault-web is warm for everyone);
+	   the key is still accepted, and its line kept so programs can warn that it does nothing */
+	unsigned session_idle;
+	unsigned search_session_idle_line;
+	/* [web]: mailvault-web, the officers' service */
+	char *web_conninfo;        /* [database] web_conninfo: its own login, a member of mailvault_web */
+	char *web_listen;          /* HOST:PORT for HTTPS (plain HTTP only on a loopback address), or NULL */
+	char *web_socket;          /* the Unix socket of the mailvault command; NULL: CONFIG_DEFAULT_WEB_SOCKET */
+	char *web_tls_cert, *web_tls_key;
+	char *web_trusted_proxies; /* addresses whose X-Forwarded-For is believed, separated by , or spaces */
+	unsigned web_workers;      /* requests served at once (each with its own database connection and index) */
+	unsigned web_session_idle; /* seconds a browser session lives without use */
+	unsigned web_session_max;  /* seconds a browser session lives at most */
 	/* [secret NAME] sections, in file order */
 	struct config_secret *secrets;
 	size_t nsecrets;

@@ -23,6 +23,9 @@ int db_commit(PGconn *conn, const char **error_r);
 void db_rollback(PGconn *conn);
 /* True when the connection is broken and should be re-established. */
 bool db_conn_lost(PGconn *conn);
+/* SQL that formats a timestamptz column as ISO 8601 in UTC, e.g. 2001-05-14T23:39:00Z. */
+#define ISO_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
 /* Stores a message in this thread's error buffer and returns it (for *error_r). */
 const char *db_error_set(const char *prefix, const char *detail);
 

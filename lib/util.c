@@ -95,6 +95,30 @@ int util_parse_size(const char *s, uint64_t *bytes_r)
 	return 0;
 }
 
+/* Parses "90d" and the like into seconds: a number, then s, m, h, d, w or y (365 days). */
+int util_parse_duration(const char *s, uint64_t *seconds_r)
+{
+	char *end;
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mult;
+	switch (*end) {
+	case 's': mult = 1; break;
+	case 'm': mult = 60; break;
+	case 'h': mult = 3600; break;
+	case 'd': mult = 86400; break;
+	case 'w': mult = 7 * 86400; break;
+	case 'y': mult = 365 * 86400; break;
+	default: return -1;
+	}
+	if (errno != 0 || end[1] != '\0' || v > 1000ULL * 365 * 86400 / mult)
+		return -1;
+	*seconds_r = v * mult;
+	return 0;
+}
+
 /* Parses a bounded decimal integer with nothing else around it. */
 int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r)
 {

@@ -22,6 +22,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses "123", "10K", "16M", "2G" (binary units) into bytes; 0 on success, -1 on bad input. */
 int util_parse_size(const char *s, uint64_t *bytes_r);
+/* Parses a duration such as "90d", "12h", "7y" (units s m h d w y, a year being 365 days, at most 1000
+   years) into seconds; 0 on success, -1 on bad input. */
+int util_parse_duration(const char *s, uint64_t *seconds_r);
 /* Parses a non-negative decimal integer within [min, max]; 0 on success, -1 otherwise. */
 int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *value_r);
 /* Monotonic clock in seconds. */

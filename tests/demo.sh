@@ -6,6 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 . tests/lib/pg.sh
 . tests/lib/dovecot.sh
+. tests/lib/util.sh
 D=$root/var/demo
 SHARED=${MV_SHARED:-$root/../shared}
 build=$root/build
@@ -14,7 +15,8 @@ build=$root/build
 [ -d "$D" ] && { dovecot_stop "$D" || true; pg_stop "$D" || true; rm -rf "$D"; }
 mkdir -p "$D" && chmod 755 "$root/var" "$D"
 corpus=$(mktemp -d /tmp/mailvault-demo.XXXXXX)
-trap 'rm -rf "$corpus"' EXIT
+web_pid=
+trap 'rm -rf "$corpus"; [ -n "$web_pid" ] && kill "$web_pid" 2>/dev/null; true' EXIT
 
 echo "== unpacking a slice of the Enron corpus"
 tar -xJf "$SHARED/corpora/enron-inbox.tar.xz" -C "$corpus" \
@@ -36,10 +38,15 @@ for sub in "$E"/*/inbox/*/; do
 	[ -d "$sub" ] && load legal-shared "Matters/$(basename "$sub")" "$sub"
 done
 
+web_port=$(mv_free_ports 1)
 cat >"$D/mailvault.conf" <<CONF
 [database]
 conninfo = $MV_CONNINFO
 ingest_conninfo = $MV_CONNINFO user=demo_poller
+web_conninfo = $MV_CONNINFO user=demo_web
+[web]
+listen = 127.0.0.1:$web_port
+socket = $D/web.sock
 [daemon]
 workers = 2
 log_level = info
@@ -52,8 +59,18 @@ mv() { "$build/mailvault" -c "$D/mailvault.conf" "$@"; }
 echo
 echo "== mailvault init"
 mv init
-# the poller logs in as its own role, which may insert but never change or delete
-pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest" >/dev/null
+# the poller logs in as its own role, which may insert but never change or delete; the officers' service
+# as its own, which reads content only under row-level security for the officer it names
+pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest; CREATE ROLE demo_web LOGIN IN ROLE mailvault_web" >/dev/null
+echo
+echo "== officers are people, not database logins: you, as an officer with the admin role, by your Unix user"
+mv officer add admin --all --role admin --unix-user "$(id -un)"
+echo
+echo "== mailvault-web: the officers' service (JSON API on 127.0.0.1:$web_port, the mailvault command on its socket)"
+"$build/mailvault-web" -c "$D/mailvault.conf" >"$D/web.log" 2>&1 &
+web_pid=$!
+for _ in $(seq 100); do [ -S "$D/web.sock" ] && break; sleep 0.1; done
+cat "$D/web.log"
 # secrets live in the configuration, each bound to the one server and login it may be sent to
 for u in jeff.dasovich ken.lay jeff.skilling legal-shared; do
 	(umask 077 && echo "demo-$u" >"$D/secret-$u")
@@ -96,16 +113,24 @@ search --limit 3 'from:@enron.com subject:california'
 search --count 'participants:@enron.com after:2001-05-01 before:2001-06-01'
 search --limit 3 --sort relevance '"price caps" -from:jeff.dasovich@enron.com'
 echo
-echo "== an officer sees only the accounts the legal team granted"
-pg_psql "CREATE ROLE officer_lay LOGIN" >/dev/null
-mv officer add officer_lay --accounts ken.lay
-sed "s|^conninfo = .*|conninfo = $MV_CONNINFO user=officer_lay|" "$D/mailvault.conf" >"$D/officer_lay.conf"
-echo "\$ mailvault search --count 'from:@enron.com'   (administrator, then officer_lay)"
+echo "== an officer sees only the accounts the legal team granted; scripts use the JSON API with a token"
+mv officer add lay-counsel --accounts ken.lay --role legal
+token=$(mv officer token add lay-counsel --expires 30d --label demo)
+echo "\$ mailvault search --count 'from:@enron.com'          (you: every account)"
 mv search --count 'from:@enron.com'
-"$build/mailvault" -c "$D/officer_lay.conf" search --count 'from:@enron.com'
+echo "\$ curl -H 'Authorization: Bearer mvt_...' 'http://127.0.0.1:$web_port/api/v1/count?q=from:@enron.com'   (lay-counsel)"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$web_port/api/v1/count?q=from:@enron.com"
+echo "\$ curl ... '/api/v1/search?q=subject:california&limit=2'"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$web_port/api/v1/search?q=subject:california&limit=2" |
+	python3 -m json.tool | head -30
+other=$(mv ls --account jeff.dasovich | head -1 | cut -f1)
+echo "\$ curl ... '/api/v1/messages/$other'   (a serial of another account: answered as if it did not exist)"
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$web_port/api/v1/messages/$other"
 echo
-echo "== every search is in the hash-chained audit log"
-pg_psql "SELECT seq, actor, action, target, details->>'count' AS hits FROM audit_log ORDER BY seq DESC LIMIT 4" | sed 's/^/   /'
+echo "== every access is in the hash-chained audit log, with who, how and from where: mailvault audit list"
+mv audit list --since "$(date -u +%Y-%m-%d)" | tail -5 | cut -c1-160
+echo "\$ mailvault audit verify   (every hash recomputed in C, apart from the database)"
+mv audit verify
 echo
 echo "== the database refuses to alter or delete archived mail, even for its owner"
 pg_psql "UPDATE messages SET subject = 'forged' WHERE serial = $serial" 2>&1 | grep -o 'mailvault: .*' || true
@@ -117,6 +142,8 @@ psql -X -q "$MV_CONNINFO user=demo_poller" -c "INSERT INTO blobs (sha256, size, 
 echo
 echo "== mailvault verify: every stored message hashed again (the weekly integrity sweep)"
 mv verify
+kill "$web_pid" && wait "$web_pid" 2>/dev/null
+web_pid=
 dovecot_stop "$D"
 pg_stop "$D"
 cat <<EOF

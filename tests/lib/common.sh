@@ -33,6 +33,7 @@ T_PASSED=0
 T_FAILED=0
 T_TMPDIRS=()
 T_PIDS=()
+T_USERS=()
 _t_out=
 _t_trap_set=0
 
@@ -150,6 +151,15 @@ t_done() {
 	exit 0
 }
 
+# t_unix_user NAME: a Unix user without a home or a shell (for an officer on mailvault-web's socket),
+# created if missing and removed at exit if this test created it.
+t_unix_user() {
+	id -u "$1" >/dev/null 2>&1 && return 0
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$1" || return 1
+	T_USERS+=("$1")
+	_t_ensure_trap
+}
+
 # t_register_pid PID: kills PID at exit.
 t_register_pid() {
 	T_PIDS+=("$1")
@@ -214,8 +224,12 @@ _t_cleanup() {
 	done
 	for d in "${T_TMPDIRS[@]}"; do
 		[ -d "$d" ] || continue
-		# search sessions started with a configuration of this folder
-		pkill -f "^mailvault -c $d/.* session-agent\$" 2>/dev/null
+		# mailvault-web servers started for this folder (mv_web_start writes web.pid, even in a subshell)
+		while IFS= read -r f; do
+			p=$(cat "$f" 2>/dev/null) && [ -n "$p" ] && kill -TERM "$p" 2>/dev/null
+			for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$p" 2>/dev/null
+		done < <(find "$d" -maxdepth 3 -name web.pid 2>/dev/null)
 		while IFS= read -r f; do
 			dovecot_stop "$f"
 		done < <(find "$d" -maxdepth 6 \( -path '*/dovecot/run/master.pid' -o -path '*/dovecot/relay.pid' \) \
@@ -228,6 +242,9 @@ _t_cleanup() {
 		else
 			rm -rf "$d"
 		fi
+	done
+	for f in "${T_USERS[@]}"; do
+		userdel "$f" 2>/dev/null
 	done
 	[ -n "$_t_out" ] && rm -f "$_t_out"
 	exit "$rc"

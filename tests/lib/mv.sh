@@ -3,7 +3,12 @@
 #   mv_setup DIR      start PostgreSQL and Dovecot in DIR, write DIR/mailvault.conf, run `mailvault init`,
 #                     and give the poller its own login (mv_poller, member of mailvault_ingest only);
 #                     exports MV_CONF
-#   mvcli CMD...      the mailvault CLI with that config
+#                     and gives mailvault-web its login (mv_web) and the running user an officer (admin, all
+#                     accounts, role admin) so that search, show and audit work as before
+#   mvcli CMD...      the mailvault CLI with that config; its first search, show or audit starts mailvault-web
+#   mv_web_start      starts mailvault-web on MV_CONF (after the test wrote its [indexer] settings); the log is
+#                     DIR/web.log, the socket DIR/web.sock (MV_WEB_SOCKET)
+#   mv_web_stop       stops it (mv_web_start again reads a changed configuration)
 #   mvd ARGS...       mailvaultd with that config
 #   mv_pw DIR NAME PW [USER] [HOST]
 #                     writes a secret file DIR/secret-NAME and a [secret NAME] section for it in MV_CONF
@@ -19,15 +24,21 @@ mv_setup() {
 	dovecot_start "$dir" >/dev/null
 	MV_CONF=$dir/mailvault.conf
 	export MV_CONF
-	# search sessions of this test live in its folder, not in the machine's /tmp/mailvault-UID
+	# runtime files of this test live in its folder, not in the machine's /tmp
 	XDG_RUNTIME_DIR=$dir/run
 	mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 	export XDG_RUNTIME_DIR
+	MV_DIR=$dir
+	MV_WEB_SOCKET=$dir/web.sock
+	export MV_DIR MV_WEB_SOCKET
 	cat >"$MV_CONF" <<CONF
 # written by tests/lib/mv.sh
 [database]
 conninfo = $MV_CONNINFO
 ingest_conninfo = $MV_CONNINFO user=mv_poller
+web_conninfo = $MV_CONNINFO user=mv_web
+[web]
+socket = $MV_WEB_SOCKET
 [daemon]
 workers = 2
 log_level = info
@@ -36,11 +47,48 @@ $extra
 ca_file = $MV_CA_FILE
 CONF
 	"$MV_BUILD/mailvault" -c "$MV_CONF" init >/dev/null
-	pg_psql "CREATE ROLE mv_poller LOGIN IN ROLE mailvault_ingest" >/dev/null
+	pg_psql "CREATE ROLE mv_poller LOGIN IN ROLE mailvault_ingest; CREATE ROLE mv_web LOGIN IN ROLE mailvault_web" >/dev/null
+	"$MV_BUILD/mailvault" -c "$MV_CONF" officer add admin --all --role admin --unix-user "$(id -un)" >/dev/null
 }
 
-# mvcli CMD...: the CLI.
+# mv_web_start: mailvault-web in the background (its pid in DIR/web.pid, so that a start from a subshell
+# is seen by the next call and stopped at exit); waits until its socket is there.
+mv_web_start() {
+	local i pid
+	pid=$(cat "$MV_DIR/web.pid" 2>/dev/null)
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ -S "$MV_WEB_SOCKET" ] && return 0
+	"$MV_BUILD/mailvault-web" -c "$MV_CONF" >>"$MV_DIR/web.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$MV_DIR/web.pid"
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$MV_WEB_SOCKET" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "mv_web_start: mailvault-web did not start; its log:" >&2
+	cat "$MV_DIR/web.log" >&2
+	return 1
+}
+
+# mv_web_stop: stops mailvault-web and waits for it.
+mv_web_stop() {
+	local pid i
+	pid=$(cat "$MV_DIR/web.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	rm -f "$MV_DIR/web.pid"
+}
+
+# mvcli CMD...: the CLI (the officers' commands go to mailvault-web, started on first use).
 mvcli() {
+	local a
+	for a in "$@"; do
+		case $a in
+		search | show | audit) mv_web_start || return 1; break ;;
+		-*) ;;
+		*) break ;;
+		esac
+	done
 	"$MV_BUILD/mailvault" -c "$MV_CONF" "$@"
 }
 

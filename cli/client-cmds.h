@@ -1,0 +1,16 @@
+/* The officers' commands, answered by mailvault-web (client-cmds.c). Each gets the socket path, whether
+   --json was given, and its arguments with argv[0] the command's own name; returns the exit status. */
+#ifndef MAILVAULT_CLIENT_CMDS_H
+#define MAILVAULT_CLIENT_CMDS_H
+
+#include <stdbool.h>
+
+int client_search(const char *sock, bool json, int argc, char **argv);
+int client_show(const char *sock, bool json, int argc, char **argv);
+int client_audit(const char *sock, bool json, int argc, char **argv);
+
+/* True if the command is an officer's command answered by the service. */
+#define CLIENT_COMMAND(name) \
+	(strcmp((name), "search") == 0 || strcmp((name), "show") == 0 || strcmp((name), "audit") == 0)
+
+#endif

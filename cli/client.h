@@ -1,0 +1,27 @@
+/* The mailvault command as a client of mailvault-web: HTTP/1.1 over the service's Unix socket, where the
+   kernel tells the service who is asking (SO_PEERCRED). */
+#ifndef MAILVAULT_CLIENT_H
+#define MAILVAULT_CLIENT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* The socket: $MAILVAULT_SOCKET, else [web] socket of the configuration (cfg_path, when given with -c or
+   readable at the default place), else /run/mailvault/web.sock. Returns a string the caller frees, or
+   NULL after printing why (a configuration given with -c that cannot be read). */
+char *client_socket_path(const char *cfg_path, bool cfg_given);
+
+/* One GET of path (already URL-encoded) on the socket. Returns the HTTP status with the body in *body,
+   or -1 after printing why the service could not be reached. */
+int client_get(const char *socket_path, const char *path, struct buf *body);
+
+/* Appends s percent-encoded for a query string. */
+void client_url_encode(struct buf *b, const char *s);
+
+/* The "error" member of a JSON error body (or the body itself, or a generic text); valid while body is. */
+const char *client_error_text(json_object *parsed, const struct buf *body);
+
+#endif
