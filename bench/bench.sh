@@ -163,6 +163,11 @@ count_maildir() {
 # mv_setup NAME WORKERS: fresh PostgreSQL cluster $B/NAME, CONF $B/NAME.conf, init, one account per user.
 mv_setup() {
 	local name=$1 workers=$2 user pw _f _m
+	# fresh even when MV_KEEP=1 kept an earlier round's cluster of the same name
+	if [ -d "$B/$name" ]; then
+		pg_stop "$B/$name" >/dev/null 2>&1 || true
+		rm -rf "${B:?}/${name:?}"
+	fi
 	pg_start "$B/$name"
 	MV_CONF=$B/$name.conf
 	cat >"$MV_CONF" <<-EOF

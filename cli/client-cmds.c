@@ -127,7 +127,8 @@ int client_search(const char *sock, bool json, int argc, char **argv)
 		goto out;
 	}
 	json_object *results, *total_j;
-	if (!json_object_object_get_ex(j, "results", &results) || !json_object_object_get_ex(j, "total", &total_j)) {
+	if (!json_object_object_get_ex(j, "results", &results) || !json_object_is_type(results, json_type_array) ||
+	    !json_object_object_get_ex(j, "total", &total_j)) {
 		rc = client_fail(1, "search", "the service's answer has no results");
 		goto out;
 	}
@@ -234,7 +235,7 @@ int client_show(const char *sock, bool json, int argc, char **argv)
 		if (member(j, keys[k]) != NULL)
 			printf("%-12s %s\n", labels[k], util_term(member(j, keys[k])));
 	json_object *places, *atts;
-	if (json_object_object_get_ex(j, "places", &places))
+	if (json_object_object_get_ex(j, "places", &places) && json_object_is_type(places, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(places); i++) {
 			json_object *p = json_object_array_get_idx(places, i);
 			const char *idate = member(p, "internaldate"), *flags = member(p, "flags");
@@ -243,7 +244,7 @@ int client_show(const char *sock, bool json, int argc, char **argv)
 			       member(p, "uidvalidity"), member(p, "uid"), idate ? idate : "");
 			printf("flags (%s) first seen %s\n", flags ? util_term(flags) : "", member(p, "first_seen"));
 		}
-	if (json_object_object_get_ex(j, "attachments", &atts))
+	if (json_object_object_get_ex(j, "attachments", &atts) && json_object_is_type(atts, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(atts); i++) {
 			json_object *a = json_object_array_get_idx(atts, i);
 			const char *name = member(a, "filename");
@@ -301,7 +302,8 @@ static int client_audit_list(const char *sock, bool json, int argc, char **argv)
 			buf_free(&body);
 			return 1;
 		}
-		if (status != 200 || j == NULL || !json_object_object_get_ex(j, "rows", &rows)) {
+		if (status != 200 || j == NULL || !json_object_object_get_ex(j, "rows", &rows) ||
+		    !json_object_is_type(rows, json_type_array)) {
 			int rc = client_refused(status, j, &body, "audit list");
 			json_object_put(j);
 			buf_free(&body);

@@ -276,6 +276,22 @@ mv_sql "ALTER TABLE audit_log DISABLE TRIGGER audit_log_immutable; DELETE FROM a
         ALTER TABLE audit_log ENABLE TRIGGER audit_log_immutable" >/dev/null
 t_contains "a row taken out is named too" "$(mvcli audit verify --json)" '"ok":false'
 
+# --- nobody without credentials can break or fill the audit log ---
+before=$(audit_n)
+t_eq "a path that is not UTF-8, without credentials: refused" 401 "$(api "/%FF%FE")"
+t_eq "and audited, its bytes replaced" "denied 1" \
+	"$(mv_sql "SELECT action, count(*) FROM audit_log WHERE seq > $before AND details->>'path' LIKE '%'||chr(65533)||'%' GROUP BY action" | tr '\t' ' ')"
+t_eq "the officers' requests go on" 200 "$(api "${A[@]}" /count?q=x)"
+before=$(audit_n)
+flood() { curl -s -o /dev/null -w '%{http_code}\n' --interface 127.0.0.2 -H 'X-Forwarded-For: 198.51.100.66' "$URL/count?q=$1"; }
+codes=$(for i in $(seq 105); do flood "x$i"; done | sort | uniq -c | awk '{ print $2 ":" $1 }' | paste -sd' ')
+t_eq "an address without credentials gets 100 refusals, then 429" "401:100 429:5" "$codes"
+t_eq "100 rows and one that says it is throttled, not 105" "100 1" \
+	"$(mv_sql "SELECT count(*) FILTER (WHERE action = 'denied'), count(*) FILTER (WHERE action = 'denied-throttled') FROM audit_log WHERE seq > $before" | tr '\t' ' ')"
+t_eq "another address is not affected" 401 "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -H 'X-Forwarded-For: 198.51.100.67' "$URL/count?q=x")"
+t_eq "a long path is kept to 256 bytes" 256 \
+	"$(api "/$(printf 'a%.0s' $(seq 3000))" >/dev/null; mv_sql "SELECT octet_length(target) FROM audit_log ORDER BY seq DESC LIMIT 1")"
+
 # --- the listener: plain HTTP only on loopback; HTTPS with a certificate ---
 cp "$MV_CONF" "$D/exposed.conf"
 sed -i "s/^listen = .*/listen = 0.0.0.0:$TLS_PORT/; s|^socket = .*|socket = $D/exposed.sock|" "$D/exposed.conf"

@@ -13,16 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_object *web_scope(struct request *r, const char **error_r)
+json_object *web_scope(struct request *r)
 {
-	PGresult *res = db_query(r->ctx->db, "SELECT name FROM accounts ORDER BY name", 0, NULL, error_r);
-	if (res == NULL)
-		return NULL;
-	json_object *a = json_object_new_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_object_array_add(a, json_object_new_string(PQgetvalue(res, i, 0)));
-	PQclear(res);
-	return a;
+	if (r->who.all_accounts)
+		return json_object_new_string("all accounts");
+	return json_object_get(r->who.accounts);
 }
 
 /* The column an error message names ("... at column N"), or 0. */
@@ -51,19 +46,13 @@ static int search_run(struct request *r, const char *text, bool count_only, enum
 		      enum MHD_Result *reply)
 {
 	char *perr = NULL;
-	const char *err;
 	struct qnode *tree = query_parse(text, &perr);
 	if (tree == NULL) {
 		*reply = web_reply_error(r, MHD_HTTP_BAD_REQUEST, perr, search_error_column(perr));
 		free(perr);
 		return -1;
 	}
-	json_object *scope = web_scope(r, &err);
-	if (scope == NULL) {
-		query_free(&tree);
-		*reply = web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read your scope", 0);
-		return -1;
-	}
+	json_object *scope = web_scope(r);
 	char *xerr = NULL;
 	struct xs_db *xdb = web_ctx_index(r->web, r->ctx, &xerr);
 	struct xs_query *q = xdb ? query_to_xapian(xdb, tree, &xerr) : NULL;
@@ -78,11 +67,15 @@ static int search_run(struct request *r, const char *text, bool count_only, enum
 		free(xerr);
 		return -1;
 	}
-	struct xs_query *filter = xs_query_none();
-	for (size_t i = 0; i < json_object_array_length(scope); i++)
-		filter = xs_query_or(filter, xs_query_term(PFX_ACCOUNT,
-							   json_object_get_string(json_object_array_get_idx(scope, i))));
-	q = xs_query_filter(q, filter);
+	/* the scope is part of the query: nothing outside it is matched, counted or ranked (an officer of every
+	   account needs no filter) */
+	if (!r->who.all_accounts) {
+		struct xs_query *filter = xs_query_none();
+		for (size_t i = 0; i < json_object_array_length(r->who.accounts); i++)
+			filter = xs_query_or(filter, xs_query_term(PFX_ACCOUNT, json_object_get_string(
+									  json_object_array_get_idx(r->who.accounts, i))));
+		q = xs_query_filter(q, filter);
+	}
 	enum xs_status st = count_only ? xs_count(xdb, q, total, &xerr)
 				       : xs_search(xdb, q, sort, offset, limit, docids, ndocs, total, &xerr);
 	xs_query_free(&q);
@@ -123,16 +116,12 @@ static enum MHD_Result search_serve(struct request *r, bool count_only)
 		else
 			return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "sort must be date, -date or relevance", 0);
 	}
-	if (web_begin_as(r, &err) < 0)
-		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
 	json_object *scope = NULL;
 	uint64_t *docids = NULL, total = 0;
 	size_t ndocs = 0;
 	enum MHD_Result reply;
-	if (search_run(r, text, count_only, sort, offset, limit, &scope, &docids, &ndocs, &total, &reply) < 0) {
-		web_end(r, false);
+	if (search_run(r, text, count_only, sort, offset, limit, &scope, &docids, &ndocs, &total, &reply) < 0)
 		return reply;
-	}
 	/* audit before showing anything */
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "count", json_object_new_uint64(total));
@@ -144,28 +133,32 @@ static enum MHD_Result search_serve(struct request *r, bool count_only)
 	}
 	json_object_put(scope);
 	if (web_audit(r, count_only ? "count" : "search", text, d) < 0) {
-		web_end(r, false);
 		free(docids);
 		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 	}
 	json_object *o = json_object_new_object();
 	if (count_only) {
-		web_end(r, true);
 		json_object_object_add(o, "count", json_object_new_uint64(total));
 		return web_reply_json(r, MHD_HTTP_OK, o);
+	}
+	if (web_begin_as(r, &err) < 0) {
+		free(docids);
+		json_object_put(o);
+		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
 	}
 	/* the page's metadata from PostgreSQL, through row-level security again */
 	struct pg_array ids = PG_ARRAY_INIT;
 	for (size_t i = 0; i < ndocs; i++)
 		pg_array_add_int(&ids, (int64_t)docids[i]);
 	const char *p[] = { pg_array_text(&ids) };
+	/* in the order of the hits; a message row-level security hides is never shown */
 	PGresult *res = db_query(r->ctx->db,
 		"SELECT m.serial, to_char(m.date AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), m.from_addr, m.to_addr, "
 		"m.cc_addr, m.subject, encode(m.sha256, 'hex'), m.size, l.account, l.folder "
-		"FROM messages m LEFT JOIN LATERAL (SELECT a.name AS account, f.name AS folder FROM locations l "
+		"FROM unnest($1::bigint[]) WITH ORDINALITY AS d(serial, n) JOIN messages m ON m.serial = d.serial "
+		"LEFT JOIN LATERAL (SELECT a.name AS account, f.name AS folder FROM locations l "
 		" JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id "
-		" WHERE l.message_serial = m.serial ORDER BY l.id LIMIT 1) l ON true "
-		"WHERE m.serial = ANY($1::bigint[])", 1, p, &err);
+		" WHERE l.message_serial = m.serial ORDER BY l.id LIMIT 1) l ON true ORDER BY d.n", 1, p, &err);
 	pg_array_free(&ids);
 	web_end(r, res != NULL);
 	if (res == NULL) {
@@ -177,13 +170,7 @@ static enum MHD_Result search_serve(struct request *r, bool count_only)
 	json_object *results = json_object_new_array();
 	static const char *keys[] = { "serial", "date", "from", "to", "cc", "subject", "sha256", "size", "account",
 				      "folder" };
-	for (size_t i = 0; i < ndocs; i++) {
-		int row = -1;
-		for (int k = 0; k < PQntuples(res) && row < 0; k++)
-			if (strtoull(PQgetvalue(res, k, 0), NULL, 10) == docids[i])
-				row = k;
-		if (row < 0)
-			continue; /* not visible through row-level security: never shown */
+	for (int row = 0; row < PQntuples(res); row++) {
 		json_object *m = json_object_new_object();
 		for (int k = 0; k < 10; k++) {
 			json_object *v = NULL;

@@ -33,12 +33,19 @@ struct audit_writer {
 	bool stopping;
 };
 
-/* Writes one batch in one statement; every item gets the result. */
-static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch)
+#define AUDIT_WRITE_SQL \
+	"SELECT mailvault_audit_as(a.actor, a.via, a.client, a.action, a.target, a.details::jsonb) " \
+	"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) " \
+	"WITH ORDINALITY AS a(actor, via, client, action, target, details, n) ORDER BY a.n"
+
+/* Writes the rows of batch (up to stop, exclusive) in one statement: one transaction, one flush. 0 or -1
+   with *err; *lost when the connection went away (then worth one more try). */
+static int audit_writer_statement(struct audit_writer *aw, struct audit_item *batch, struct audit_item *stop,
+				  const char **err, bool *lost)
 {
 	struct pg_array cols[6] = { PG_ARRAY_INIT, PG_ARRAY_INIT, PG_ARRAY_INIT, PG_ARRAY_INIT, PG_ARRAY_INIT,
 				    PG_ARRAY_INIT };
-	for (struct audit_item *it = batch; it; it = it->next) {
+	for (struct audit_item *it = batch; it != stop; it = it->next) {
 		pg_array_add_str(&cols[0], it->actor);
 		pg_array_add_str(&cols[1], it->via);
 		pg_array_add_str(&cols[2], it->client);
@@ -49,33 +56,48 @@ static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch
 	const char *p[6];
 	for (int i = 0; i < 6; i++)
 		p[i] = pg_array_text(&cols[i]);
-	const char *err = NULL;
 	int rc = -1;
-	for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
-		if (aw->db == NULL || db_conn_lost(aw->db)) {
-			db_close(&aw->db);
-			aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, &err);
-			if (aw->db == NULL)
-				continue;
-		}
-		/* one statement is one transaction: its commit is the durability point for the whole batch */
-		rc = db_exec(aw->db,
-			     "SELECT mailvault_audit_as(a.actor, a.via, a.client, a.action, a.target, a.details::jsonb) "
-			     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-			     "WITH ORDINALITY AS a(actor, via, client, action, target, details, n) ORDER BY a.n",
-			     6, p, &err);
-		if (rc < 0 && !db_conn_lost(aw->db))
-			break; /* refused, not lost: trying again would not help */
+	*lost = false;
+	if (aw->db == NULL || db_conn_lost(aw->db)) {
+		db_close(&aw->db);
+		aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, err);
 	}
-	if (rc < 0)
-		log_error("cannot write audit records; the requests they belong to fail: %s", err ? err : "?");
+	if (aw->db != NULL) {
+		rc = db_exec(aw->db, AUDIT_WRITE_SQL, 6, p, err);
+		*lost = rc < 0 && db_conn_lost(aw->db);
+	} else {
+		*lost = true;
+	}
 	for (int i = 0; i < 6; i++)
 		pg_array_free(&cols[i]);
-	pthread_mutex_lock(&aw->lock);
-	for (struct audit_item *it = batch; it; it = it->next) {
-		it->result = rc;
-		it->done = true;
+	return rc;
+}
+
+/* Writes one batch; every item gets its result. A batch PostgreSQL refuses is written again row by row,
+   so one row it cannot take never costs the others theirs. */
+static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch)
+{
+	const char *err = NULL;
+	bool lost;
+	int rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
+	if (rc < 0 && lost)
+		rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
+	if (rc < 0 && !lost && batch->next != NULL) {
+		log_warn("audit records refused as a batch (%s): writing them one by one", err ? err : "?");
+		for (struct audit_item *it = batch; it; it = it->next) {
+			it->result = audit_writer_statement(aw, it, it->next, &err, &lost);
+			if (it->result < 0)
+				log_error("cannot write an audit record; its request fails: %s", err ? err : "?");
+		}
+	} else {
+		if (rc < 0)
+			log_error("cannot write audit records; the requests they belong to fail: %s", err ? err : "?");
+		for (struct audit_item *it = batch; it; it = it->next)
+			it->result = rc;
 	}
+	pthread_mutex_lock(&aw->lock);
+	for (struct audit_item *it = batch; it; it = it->next)
+		it->done = true;
 	pthread_cond_broadcast(&aw->written);
 	pthread_mutex_unlock(&aw->lock);
 }
@@ -158,7 +180,9 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 	it.client = audit_text(client);
 	it.action = audit_text(action);
 	it.target = audit_text(target);
-	it.details = xstrdup(details ? json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN) : "{}");
+	/* valid UTF-8, whatever a client put in a path or a name: PostgreSQL refuses anything else */
+	const char *dtext = details ? json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN) : "{}";
+	it.details = util_utf8_sanitize(dtext, strlen(dtext));
 	json_object_put(details);
 	pthread_mutex_lock(&aw->lock);
 	*aw->tail = &it;

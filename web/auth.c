@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,22 +25,87 @@ static void auth_bytea(const unsigned char h[32], char out[2 + 64 + 1])
 	util_hex(h, 32, out + 2);
 }
 
-/* Copies an officer row (name, role) into r->who. */
-static void auth_set(struct request *r, const char *name, const char *role, const char *via)
+/* The columns every officer lookup ends with: the officer's scope (mailvault_officer_scope, one call). */
+#define AUTH_SCOPE_COLS "s.all_accounts, array_to_json(s.accounts)"
+#define AUTH_SCOPE_FROM "CROSS JOIN LATERAL mailvault_officer_scope(o.name) s"
+
+/* Copies an officer row (name, role, and the scope in columns col and col + 1) into r->who. */
+static void auth_set(struct request *r, const char *name, const char *role, const char *via, PGresult *q, int col)
 {
 	snprintf(r->who.name, sizeof(r->who.name), "%s", name);
 	snprintf(r->who.role, sizeof(r->who.role), "%s", role);
 	snprintf(r->who.via, sizeof(r->who.via), "%s", via);
+	r->who.all_accounts = strcmp(PQgetvalue(q, 0, col), "t") == 0;
+	json_object_put(r->who.accounts);
+	r->who.accounts = PQgetisnull(q, 0, col + 1) ? json_object_new_array()
+						    : json_tokener_parse(PQgetvalue(q, 0, col + 1));
+	if (r->who.accounts == NULL || !json_object_is_type(r->who.accounts, json_type_array)) {
+		json_object_put(r->who.accounts);
+		r->who.accounts = json_object_new_array(); /* unreadable: sees nothing */
+		r->who.all_accounts = false;
+	}
 	r->authed = true;
+}
+
+/* Refusals of unauthenticated requests, counted per client address, so that nobody without credentials
+   can fill the audit log (which nothing may delete): the first WEB_ANON_MAX in a window are audited one
+   by one, then one row says the address is throttled, and it gets 429 until the window ends. */
+#define WEB_ANON_MAX 100
+#define WEB_ANON_WINDOW 600
+#define WEB_ANON_SLOTS 1024
+static struct anon_slot {
+	char client[sizeof(((struct request *)0)->client)];
+	time_t start;
+	unsigned n;
+} anon_slots[WEB_ANON_SLOTS];
+static pthread_mutex_t anon_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* How many refusals this address had in its current window, this one included. */
+static unsigned auth_anon_count(const char *client)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)client; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	time_t now = time(NULL);
+	pthread_mutex_lock(&anon_lock);
+	struct anon_slot *s = &anon_slots[h % WEB_ANON_SLOTS];
+	if (strcmp(s->client, client) != 0 || now - s->start >= WEB_ANON_WINDOW) {
+		snprintf(s->client, sizeof(s->client), "%s", client);
+		s->start = now;
+		s->n = 0;
+	}
+	unsigned n = ++s->n;
+	pthread_mutex_unlock(&anon_lock);
+	return n;
+}
+
+/* The request's path as an audit row keeps it: at most 256 bytes (the rest is the client's to waste). */
+static json_object *auth_path(struct request *r)
+{
+	size_t n = strlen(r->url);
+	return json_object_new_string_len(r->url, (int)(n > 256 ? 256 : n));
 }
 
 /* Refuses the request: audited (as nobody, with why), 401. */
 static enum MHD_Result auth_refuse(struct request *r, const char *why)
 {
+	unsigned n = auth_anon_count(r->client);
+	if (n > WEB_ANON_MAX) {
+		if (n == WEB_ANON_MAX + 1) {
+			json_object *d = json_object_new_object();
+			json_object_object_add(d, "refused", json_object_new_int(WEB_ANON_MAX));
+			json_object_object_add(d, "window_seconds", json_object_new_int(WEB_ANON_WINDOW));
+			if (web_audit(r, "denied-throttled", r->client, d) < 0)
+				return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
+		}
+		return web_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests without valid credentials", 0);
+	}
 	json_object *d = json_object_new_object();
-	json_object_object_add(d, "path", json_object_new_string(r->url));
+	json_object_object_add(d, "path", auth_path(r));
 	json_object_object_add(d, "reason", json_object_new_string(why));
-	if (web_audit(r, "denied", r->url, d) < 0)
+	char target[257];
+	snprintf(target, sizeof(target), "%s", r->url);
+	if (web_audit(r, "denied", target, d) < 0)
 		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 	return web_reply_error(r, MHD_HTTP_UNAUTHORIZED, why, 0);
 }
@@ -63,7 +129,8 @@ static int auth_peer(struct request *r, const char **why)
 	}
 	snprintf(r->client, sizeof(r->client), "unix:%s", pw.pw_name);
 	const char *p[] = { pw.pw_name }, *err;
-	PGresult *q = db_query(r->ctx->db, "SELECT name, role FROM officers WHERE unix_user = $1 AND enabled", 1, p, &err);
+	PGresult *q = db_query(r->ctx->db, "SELECT o.name, o.role, " AUTH_SCOPE_COLS " FROM officers o " AUTH_SCOPE_FROM
+			       " WHERE o.unix_user = $1 AND o.enabled", 1, p, &err);
 	if (q == NULL) {
 		*why = "cannot read officers";
 		return -1;
@@ -76,7 +143,7 @@ static int auth_peer(struct request *r, const char **why)
 	}
 	char via[64];
 	snprintf(via, sizeof(via), "unix-user %s", pw.pw_name);
-	auth_set(r, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), via);
+	auth_set(r, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), via, q, 2);
 	PQclear(q);
 	return 0;
 }
@@ -94,9 +161,10 @@ static int auth_token(struct request *r, const char *token, const char **why)
 	auth_bytea(h, hex);
 	const char *p[] = { hex }, *err;
 	PGresult *q = db_query(r->ctx->db,
-		"SELECT t.id, o.name, o.role, t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
-		"FROM api_tokens t JOIN officers o ON o.name = t.officer WHERE t.token_hash = $1 AND t.revoked_at IS NULL "
-		"AND (t.expires_at IS NULL OR t.expires_at > now()) AND o.enabled", 1, p, &err);
+		"SELECT t.id, o.name, o.role, t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute', "
+		AUTH_SCOPE_COLS " FROM api_tokens t JOIN officers o ON o.name = t.officer " AUTH_SCOPE_FROM
+		" WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) "
+		"AND o.enabled", 1, p, &err);
 	if (q == NULL) {
 		*why = "cannot read tokens";
 		return -1;
@@ -108,7 +176,7 @@ static int auth_token(struct request *r, const char *token, const char **why)
 	}
 	char via[64];
 	snprintf(via, sizeof(via), "token %s", PQgetvalue(q, 0, 0));
-	auth_set(r, PQgetvalue(q, 0, 1), PQgetvalue(q, 0, 2), via);
+	auth_set(r, PQgetvalue(q, 0, 1), PQgetvalue(q, 0, 2), via, q, 4);
 	/* when it was last used, to the minute: not a write per request */
 	if (strcmp(PQgetvalue(q, 0, 3), "t") == 0) {
 		const char *id[] = { PQgetvalue(q, 0, 0) };
@@ -128,10 +196,10 @@ static int auth_cookie(struct request *r, const char *sid, const char **why)
 	snprintf(idle, sizeof(idle), "%u", r->web->cfg->web_session_idle);
 	const char *p[] = { hex, idle }, *err;
 	PGresult *q = db_query(r->ctx->db,
-		"SELECT o.name, o.role, s.via, encode(s.csrf_hash, 'hex'), s.last_seen_at < now() - interval '30 seconds' "
-		"FROM web_sessions s JOIN officers o ON o.name = s.officer WHERE s.id_hash = $1 AND s.ended_at IS NULL "
-		"AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2::int) AND o.enabled",
-		2, p, &err);
+		"SELECT o.name, o.role, w.via, encode(w.csrf_hash, 'hex'), w.last_seen_at < now() - interval '30 seconds', "
+		AUTH_SCOPE_COLS " FROM web_sessions w JOIN officers o ON o.name = w.officer " AUTH_SCOPE_FROM
+		" WHERE w.id_hash = $1 AND w.ended_at IS NULL AND w.expires_at > now() "
+		"AND w.last_seen_at > now() - make_interval(secs => $2::int) AND o.enabled", 2, p, &err);
 	if (q == NULL) {
 		*why = "cannot read sessions";
 		return -1;
@@ -143,7 +211,7 @@ static int auth_cookie(struct request *r, const char *sid, const char **why)
 	}
 	char via[64];
 	snprintf(via, sizeof(via), "session (%s)", PQgetvalue(q, 0, 2));
-	auth_set(r, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), via);
+	auth_set(r, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), via, q, 5);
 	r->who.cookie = true;
 	memcpy(r->who.session_hash, h, 32);
 	const char *csrf = PQgetvalue(q, 0, 3);
@@ -233,10 +301,12 @@ bool web_role_allows(const struct officer *o, const char *needs)
 enum MHD_Result web_forbidden(struct request *r, const char *why)
 {
 	json_object *d = json_object_new_object();
-	json_object_object_add(d, "path", json_object_new_string(r->url));
+	json_object_object_add(d, "path", auth_path(r));
 	json_object_object_add(d, "reason", json_object_new_string(why));
 	json_object_object_add(d, "role", json_object_new_string(r->who.role));
-	if (web_audit(r, "denied", r->url, d) < 0)
+	char target[257];
+	snprintf(target, sizeof(target), "%s", r->url);
+	if (web_audit(r, "denied", target, d) < 0)
 		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 	return web_reply_error(r, MHD_HTTP_FORBIDDEN, why, 0);
 }
@@ -346,8 +416,9 @@ enum MHD_Result api_login(struct request *r)
 		goto out;
 	}
 	const char *np[] = { who };
-	q = db_query(r->ctx->db, "SELECT role, password_hash, encode(totp_secret, 'hex'), coalesce(totp_last_step, -1) "
-		     "FROM officers WHERE name = $1 AND enabled", 1, np, &err);
+	q = db_query(r->ctx->db, "SELECT o.role, o.password_hash, encode(o.totp_secret, 'hex'), "
+		     "coalesce(o.totp_last_step, -1), " AUTH_SCOPE_COLS " FROM officers o " AUTH_SCOPE_FROM
+		     " WHERE o.name = $1 AND o.enabled", 1, np, &err);
 	if (q == NULL) {
 		ret = web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
 		goto out;
@@ -363,6 +434,8 @@ enum MHD_Result api_login(struct request *r)
 	char role[16];
 	snprintf(role, sizeof(role), "%s", PQgetvalue(q, 0, 0));
 	const char *via = "password";
+	auth_set(r, who, role, via, q, 4);
+	r->authed = false; /* not before the second factor */
 	if (!PQgetisnull(q, 0, 2)) {
 		const char *hex = PQgetvalue(q, 0, 2);
 		unsigned char key[64];
@@ -393,6 +466,7 @@ enum MHD_Result api_login(struct request *r)
 			goto out;
 		}
 		via = "password+totp";
+		snprintf(r->who.via, sizeof(r->who.via), "%s", via);
 	}
 	PQclear(q);
 	char *sid = credential_random_id(), *csrf = credential_random_id();
@@ -410,7 +484,7 @@ enum MHD_Result api_login(struct request *r)
 		goto done;
 	}
 	db_exec(r->ctx->db, "DELETE FROM login_failures WHERE name = $1", 1, np, &err);
-	auth_set(r, who, role, via);
+	r->authed = true;
 	if (web_audit(r, "login", who, NULL) < 0) {
 		ret = web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 		goto done;
@@ -453,13 +527,7 @@ enum MHD_Result api_logout(struct request *r)
 
 enum MHD_Result api_me(struct request *r)
 {
-	const char *err;
-	if (web_begin_as(r, &err) < 0)
-		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
-	json_object *scope = web_scope(r, &err);
-	web_end(r, scope != NULL);
-	if (scope == NULL)
-		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read your scope", 0);
+	json_object *scope = web_scope(r);
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "officer", json_object_new_string(r->who.name));
 	json_object_object_add(o, "role", json_object_new_string(r->who.role));

@@ -262,6 +262,7 @@ void web_request_done(void *cls, struct MHD_Connection *conn, void **con_cls, en
 	if (r == NULL)
 		return;
 	buf_free(&r->body);
+	json_object_put(r->who.accounts);
 	free(r);
 	*con_cls = NULL;
 }

@@ -39,6 +39,16 @@ static char *web_read_file(const char *path, char **error_r)
 	return buf_steal(&b);
 }
 
+/* True for 127.0.0.0/8 and ::1. */
+static bool web_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &in6addr_loopback, 16) == 0;
+	return false;
+}
+
 /* Parses [web] trusted_proxies: addresses separated by commas or blanks. */
 static int web_parse_proxies(struct web *w, char **error_r)
 {
@@ -62,16 +72,6 @@ static int web_parse_proxies(struct web *w, char **error_r)
 	}
 	free(copy);
 	return 0;
-}
-
-/* True for 127.0.0.0/8 and ::1. */
-static bool web_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, &in6addr_loopback, 16) == 0;
-	return false;
 }
 
 /* Binds [web] listen (HOST:PORT, [V6]:PORT); -1 with *error_r. Plain HTTP is refused off loopback. */
@@ -225,12 +225,15 @@ int main(int argc, char **argv)
 	/* fail closed: a login that bypasses row-level security would show every officer everything */
 	PGresult *role = db_query(probe, "SELECT pg_has_role(current_user, 'mailvault_web', 'MEMBER'), "
 			     "pg_has_role(current_user, 'mailvault_owner', 'MEMBER') OR r.rolsuper OR r.rolbypassrls "
+			     "OR pg_has_role(current_user, 'mailvault_ingest', 'MEMBER') "
+			     "OR pg_has_role(current_user, 'mailvault_indexer', 'MEMBER') "
+			     "OR pg_has_role(current_user, 'mailvault_retention', 'MEMBER') "
 			     "FROM pg_roles r WHERE r.rolname = current_user", 0, NULL, &dberr);
 	if (role == NULL)
 		log_fatal("database: %s (has `mailvault init` run?)", dberr);
 	if (strcmp(PQgetvalue(role, 0, 1), "t") == 0)
-		log_fatal("the service's login (%s) is a superuser, bypasses row-level security or can act as the tables' "
-			  "owner: officers' scopes would not hold. Give it a login of its own: CREATE ROLE mailvault_web_login "
+		log_fatal("the service's login (%s) is a superuser, bypasses row-level security, can act as the tables' "
+			  "owner or is a member of a program's role (which sees every row): officers' scopes would not hold. Give it a login of its own: CREATE ROLE mailvault_web_login "
 			  "LOGIN PASSWORD '...' IN ROLE mailvault_web, and set [database] web_conninfo", PQuser(probe));
 	if (strcmp(PQgetvalue(role, 0, 0), "t") != 0)
 		log_fatal("the service's login (%s) is not a member of mailvault_web (GRANT mailvault_web TO %s)",

@@ -56,6 +56,8 @@ struct officer {
 	char role[16];                     /* auditor, legal or admin */
 	char via[64];                      /* how: "unix-user root", "token 12", "password", "password+totp" */
 	bool cookie;                       /* by a session cookie: POSTs need the CSRF token */
+	bool all_accounts;                 /* sees every account */
+	json_object *accounts;             /* else the names of the accounts they see (a JSON array) */
 	unsigned char session_hash[32];    /* the session's id hash (cookie) */
 	unsigned char csrf_hash[32];
 };
@@ -135,8 +137,8 @@ enum MHD_Result api_attachment(struct request *r, uint64_t serial, uint64_t inde
 enum MHD_Result api_audit_list(struct request *r);
 enum MHD_Result api_audit_verify(struct request *r);
 
-/* The accounts the request's officer may see (row-level security answers), as a JSON array of names; NULL
-   with *error_r. */
-json_object *web_scope(struct request *r, const char **error_r);
+/* The request's officer's scope as the audit rows record it: "all accounts", or the array of names (a new
+   reference). */
+json_object *web_scope(struct request *r);
 
 #endif
