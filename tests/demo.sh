@@ -150,4 +150,5 @@ cat <<EOF
 
 Demo done. The archive stays in var/demo; to look again:
   . tests/lib/pg.sh && pg_start var/demo && build/mailvault -c var/demo/mailvault.conf status
+  build/mailvault-web -c var/demo/mailvault.conf &   # then: build/mailvault -c var/demo/mailvault.conf search ...
 EOF
