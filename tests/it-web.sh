@@ -225,6 +225,17 @@ t_eq "a proxy that says HTTPS gets a Secure cookie" 1 \
 	"$(curl -s -o /dev/null -D - --interface 127.0.0.2 -H 'X-Forwarded-Proto: https' -H 'Content-Type: application/json' \
 	   --data '{"name":"mallet","password":"correct horse battery staple"}' "$URL/login" | grep -i '^Set-Cookie' | grep -c '; Secure')"
 
+pids=()
+for i in $(seq 12); do
+	curl -s -o /dev/null --interface 127.0.0.2 -H "X-Forwarded-For: 192.0.2.$((120 + i))" -H 'Content-Type: application/json' \
+		--data '{"name":"audrey-race","password":"wrong password here"}' "$URL/login" & pids+=($!)
+done
+wait "${pids[@]}"
+t_ok "12 guesses at once: no more than 5 are checked, the others are throttled" \
+	test "$(mv_sql "SELECT count(*) FROM audit_log WHERE target = 'audrey-race' AND action = 'login-failed'")" -le 5
+t_eq "and every one of the 12 is in the audit log" 12 \
+	"$(mv_sql "SELECT count(*) FROM audit_log WHERE target = 'audrey-race' AND action IN ('login-failed', 'login-throttled')")"
+
 # --- roles ---
 AT=$(mvcli officer token add audrey 2>/dev/null)
 t_eq "legal may not read the audit log" 403 "$(api "${A[@]}" /audit)"

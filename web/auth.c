@@ -320,11 +320,10 @@ static int auth_audit_login(struct request *r, const char *action, const char *n
 	return web_audit(r, action, name, d);
 }
 
-/* Records a failed login for throttling, audits it, and replies 401 with one message for every cause. */
+/* Audits a failed login (its attempt stays counted in login_failures) and replies 401 with one message for
+   every cause. */
 static enum MHD_Result auth_login_failed(struct request *r, const char *name, const char *reason)
 {
-	const char *p[] = { name, r->client }, *err;
-	db_exec(r->ctx->db, "INSERT INTO login_failures (name, client) VALUES ($1, $2)", 2, p, &err);
 	if (auth_audit_login(r, "login-failed", name, reason) < 0)
 		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 	return web_reply_error(r, MHD_HTTP_UNAUTHORIZED, "wrong name, password or code", 0);
@@ -381,6 +380,20 @@ enum MHD_Result api_login(struct request *r)
 	char window[16], per_name[16], per_client[16];
 	snprintf(window, sizeof(window), "%d", WEB_LOGIN_WINDOW);
 	const char *tp[] = { who, r->client, window };
+	/* failures older than the window count for nothing: they go, so the table stays small */
+	const char *wp[] = { window };
+	db_exec(r->ctx->db, "DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1::int)", 1, wp, &err);
+	/* the attempt counts as a failure from the start (removed if it succeeds), so attempts made at the same
+	   time, on any instance, see each other: no more than the limit are ever checked */
+	PGresult *ins = db_query(r->ctx->db, "INSERT INTO login_failures (name, client) VALUES ($1, $2) RETURNING id", 2,
+				 tp, &err);
+	if (ins == NULL) {
+		ret = web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
+		goto out;
+	}
+	char attempt[24];
+	snprintf(attempt, sizeof(attempt), "%s", PQgetvalue(ins, 0, 0));
+	PQclear(ins);
 	PGresult *q = db_query(r->ctx->db,
 		"SELECT (SELECT count(*) FROM login_failures WHERE name = $1 AND at > now() - make_interval(secs => $3::int)), "
 		"(SELECT count(*) FROM login_failures WHERE client = $2 AND at > now() - make_interval(secs => $3::int))",
@@ -390,14 +403,14 @@ enum MHD_Result api_login(struct request *r)
 		goto out;
 	}
 	snprintf(per_name, sizeof(per_name), "%s", PQgetvalue(q, 0, 0));
-	/* failures older than the window count for nothing: they go, so the table stays small */
-	const char *wp[] = { window };
-	db_exec(r->ctx->db, "DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1::int)", 1, wp, &err);
 	snprintf(per_client, sizeof(per_client), "%s", PQgetvalue(q, 0, 1));
 	PQclear(q);
-	if (atoi(per_name) >= WEB_LOGIN_MAX_PER_NAME || atoi(per_client) >= WEB_LOGIN_MAX_PER_CLIENT) {
+	/* this attempt included: the (limit + 1)th is refused */
+	if (atoi(per_name) > WEB_LOGIN_MAX_PER_NAME || atoi(per_client) > WEB_LOGIN_MAX_PER_CLIENT) {
+		const char *ap[] = { attempt };
+		db_exec(r->ctx->db, "DELETE FROM login_failures WHERE id = $1", 1, ap, &err);
 		/* throttled: not even checked, so guessing cannot go on at any speed */
-		if (auth_audit_login(r, "login-throttled", who, atoi(per_name) >= WEB_LOGIN_MAX_PER_NAME ? "name" : "address") < 0) {
+		if (auth_audit_login(r, "login-throttled", who, atoi(per_name) > WEB_LOGIN_MAX_PER_NAME ? "name" : "address") < 0) {
 			ret = web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
 			goto out;
 		}
