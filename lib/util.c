@@ -157,6 +157,26 @@ bool util_next_line(const unsigned char *data, size_t len, size_t *pos, const un
 	return true;
 }
 
+/* Reads hex (either case) into out, at most cap bytes; the count, or -1 if s is not whole hex pairs. */
+ssize_t util_unhex(const char *s, unsigned char *out, size_t cap)
+{
+	size_t n = strlen(s);
+	if (n % 2 != 0 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + k];
+			int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v * 16 + d;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return (ssize_t)(n / 2);
+}
+
 /* Writes lower-case hex. */
 void util_hex(const unsigned char *data, size_t len, char *out)
 {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdbool.h>
 
 #define MAILVAULT_VERSION "0.1.0"
@@ -34,6 +35,8 @@ double util_now(void);
 bool util_next_line(const unsigned char *data, size_t len, size_t *pos, const unsigned char **line_r, size_t *n_r);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex(const unsigned char *data, size_t len, char *out);
+/* Reads hex (either case) into out, at most cap bytes; the count, or -1 if s is not whole hex pairs or longer. */
+ssize_t util_unhex(const char *s, unsigned char *out, size_t cap);
 /* Length of the valid UTF-8 sequence at p (1..4; a NUL counts as 1), or 0 if invalid (overlong forms,
    surrogates and values past U+10FFFF are invalid). left is how many bytes p holds. */
 size_t util_utf8_seq_len(const unsigned char *p, size_t left);

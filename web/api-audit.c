@@ -89,20 +89,6 @@ enum MHD_Result api_audit_list(struct request *r)
 	return web_reply_json(r, MHD_HTTP_OK, o);
 }
 
-/* Bytes of a hex string into out (at most cap); returns how many. */
-static size_t audit_unhex(const char *hex, unsigned char *out, size_t cap)
-{
-	size_t n = strlen(hex) / 2;
-	if (n > cap)
-		n = cap;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v = 0;
-		sscanf(hex + 2 * i, "%2x", &v);
-		out[i] = (unsigned char)v;
-	}
-	return n;
-}
-
 enum MHD_Result api_audit_verify(struct request *r)
 {
 	if (!web_role_allows(&r->who, "auditor"))
@@ -133,9 +119,12 @@ enum MHD_Result api_audit_verify(struct request *r)
 						  &row.target, &row.details };
 			for (int k = 0; k < 8; k++)
 				*fields[k] = PQgetisnull(res, 0, k + 2) ? NULL : PQgetvalue(res, 0, k + 2);
-			row.prev_len = audit_unhex(PQgetvalue(res, 0, 10), prev, sizeof(prev));
+			/* a stored hash that is no hash (too long) reads as empty: the row then does not verify */
+			ssize_t pl = util_unhex(PQgetvalue(res, 0, 10), prev, sizeof(prev));
+			ssize_t hl = util_unhex(PQgetvalue(res, 0, 11), hash, sizeof(hash));
+			row.prev_len = pl < 0 ? 0 : (size_t)pl;
 			row.prev_hash = prev;
-			row.hash_len = audit_unhex(PQgetvalue(res, 0, 11), hash, sizeof(hash));
+			row.hash_len = hl < 0 ? 0 : (size_t)hl;
 			row.hash = hash;
 			audit_verify_row(&v, &row);
 		} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {

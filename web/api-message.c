@@ -216,7 +216,12 @@ enum MHD_Result api_attachment(struct request *r, uint64_t serial, uint64_t inde
 		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the archive database is not reachable", 0);
 	const char *p[] = { num };
 	PGresult *vis = db_query(r->ctx->db, "SELECT 1 FROM messages WHERE serial = $1", 1, p, &err);
-	bool found = vis != NULL && PQntuples(vis) > 0;
+	if (vis == NULL) {
+		/* the archive did not answer: an error, never a "not found" */
+		web_end(r, false);
+		return web_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot read the archive", 0);
+	}
+	bool found = PQntuples(vis) > 0;
 	PQclear(vis);
 	PGresult *raw = found ? message_raw(r, serial) : NULL;
 	web_end(r, true);

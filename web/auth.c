@@ -214,12 +214,8 @@ static int auth_cookie(struct request *r, const char *sid, const char **why)
 	auth_set(r, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), via, q, 5);
 	r->who.cookie = true;
 	memcpy(r->who.session_hash, h, 32);
-	const char *csrf = PQgetvalue(q, 0, 3);
-	for (int i = 0; i < 32; i++) {
-		unsigned v = 0;
-		sscanf(csrf + 2 * i, "%2x", &v);
-		r->who.csrf_hash[i] = (unsigned char)v;
-	}
+	if (util_unhex(PQgetvalue(q, 0, 3), r->who.csrf_hash, sizeof(r->who.csrf_hash)) != 32)
+		memset(r->who.csrf_hash, 0, sizeof(r->who.csrf_hash)); /* matches no token's hash */
 	if (strcmp(PQgetvalue(q, 0, 4), "t") == 0)
 		db_exec(r->ctx->db, "UPDATE web_sessions SET last_seen_at = now() WHERE id_hash = $1", 1, p, &err);
 	PQclear(q);
@@ -450,18 +446,11 @@ enum MHD_Result api_login(struct request *r)
 	auth_set(r, who, role, via, q, 4);
 	r->authed = false; /* not before the second factor */
 	if (!PQgetisnull(q, 0, 2)) {
-		const char *hex = PQgetvalue(q, 0, 2);
 		unsigned char key[64];
-		size_t keylen = strlen(hex) / 2;
-		if (keylen > sizeof(key))
-			keylen = sizeof(key);
-		for (size_t i = 0; i < keylen; i++) {
-			unsigned v = 0;
-			sscanf(hex + 2 * i, "%2x", &v);
-			key[i] = (unsigned char)v;
-		}
+		ssize_t keylen = util_unhex(PQgetvalue(q, 0, 2), key, sizeof(key));
 		int64_t last = strtoll(PQgetvalue(q, 0, 3), NULL, 10);
-		bool ok = totp != NULL && credential_totp_check(key, keylen, totp, time(NULL), &last);
+		/* a key that does not read fails closed */
+		bool ok = totp != NULL && keylen > 0 && credential_totp_check(key, (size_t)keylen, totp, time(NULL), &last);
 		memset(key, 0, sizeof(key));
 		if (ok) {
 			/* the step is used once, across every instance: only one login can move it forward */
