@@ -36,9 +36,10 @@ LIBIDX     := $(BUILD)/libmvindex.a
 INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
 # cli/: `mailvault`, the front end: the officers' commands as a client of mailvault-web (front.c, client*.c),
 # and mailvault-cli, the administration program it runs for everything else
-FRONT_SRC  := cli/front.c cli/args.c cli/client.c cli/client-cmds.c
+FRONT_ONLY := cli/front.c cli/client.c cli/client-cmds.c cli/client-retention.c
+FRONT_SRC  := $(FRONT_ONLY) cli/args.c
 FRONT_OBJ  := $(FRONT_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out cli/front.c cli/client.c cli/client-cmds.c,$(wildcard cli/*.c))) \
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(FRONT_ONLY),$(wildcard cli/*.c))) \
 	$(BUILD)/gen/migrations.o
 # web/: mailvault-web, the officers' service (libmicrohttpd)
 WEB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard web/*.c))

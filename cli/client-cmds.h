@@ -8,9 +8,13 @@
 int client_search(const char *sock, bool json, int argc, char **argv);
 int client_show(const char *sock, bool json, int argc, char **argv);
 int client_audit(const char *sock, bool json, int argc, char **argv);
+/* policy, matter, hold and erase (client-retention.c) */
+int client_retention(const char *sock, bool json, int argc, char **argv);
 
 /* True if the command is an officer's command answered by the service. */
 #define CLIENT_COMMAND(name) \
-	(strcmp((name), "search") == 0 || strcmp((name), "show") == 0 || strcmp((name), "audit") == 0)
+	(strcmp((name), "search") == 0 || strcmp((name), "show") == 0 || strcmp((name), "audit") == 0 || \
+	 strcmp((name), "policy") == 0 || strcmp((name), "matter") == 0 || strcmp((name), "hold") == 0 || \
+	 strcmp((name), "erase") == 0)
 
 #endif

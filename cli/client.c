@@ -86,6 +86,12 @@ static int client_read_all(int fd, struct buf *b)
 
 int client_get(const char *socket_path, const char *path, struct buf *body)
 {
+	return client_request(socket_path, "GET", path, NULL, body);
+}
+
+int client_request(const char *socket_path, const char *method, const char *path, const char *json_body,
+		   struct buf *body)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(socket_path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "mailvault: socket path too long: %s\n", socket_path);
@@ -101,8 +107,13 @@ int client_get(const char *socket_path, const char *path, struct buf *body)
 		return -1;
 	}
 	struct buf req = { 0 }, resp = { 0 };
-	buf_printf(&req, "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: mailvault/%s\r\nAccept: */*\r\n"
-			 "Connection: close\r\n\r\n", path, MAILVAULT_VERSION);
+	buf_printf(&req, "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: mailvault/%s\r\nAccept: */*\r\n"
+			 "Connection: close\r\n", method, path, MAILVAULT_VERSION);
+	if (json_body != NULL)
+		buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(json_body),
+			   json_body);
+	else
+		buf_append_str(&req, "\r\n");
 	int rc = -1;
 	if (client_send_all(fd, req.data, req.len) < 0 || client_read_all(fd, &resp) < 0) {
 		fprintf(stderr, "mailvault: mailvault-web at %s did not answer: %s\n", socket_path,

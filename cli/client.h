@@ -18,6 +18,10 @@ char *client_socket_path(const char *cfg_path, bool cfg_given);
    or -1 after printing why the service could not be reached. */
 int client_get(const char *socket_path, const char *path, struct buf *body);
 
+/* One request of method on path with an optional JSON body (POST); like client_get otherwise. */
+int client_request(const char *socket_path, const char *method, const char *path, const char *json_body,
+		   struct buf *body);
+
 /* Appends s percent-encoded for a query string. */
 void client_url_encode(struct buf *b, const char *s);
 

@@ -1,4 +1,4 @@
-/* mailvault: the front end. The officers' commands (search, show, audit) are answered by mailvault-web over
+/* mailvault: the front end. The officers' commands (search, show, audit, policy, matter, hold, erase) are answered by mailvault-web over
  * its Unix socket, for whoever runs them; everything else is administration, run by mailvault-cli (exec'd,
  * with the same arguments). This program opens no database connection and no index. */
 #include "args.h"
@@ -53,7 +53,8 @@ int main(int argc, char **argv)
 	char **sub_argv = argv + a.cmd;
 	int rc = strcmp(cmd, "search") == 0 ? client_search(sock, a.json, sub_argc, sub_argv)
 		 : strcmp(cmd, "show") == 0 ? client_show(sock, a.json, sub_argc, sub_argv)
-					    : client_audit(sock, a.json, sub_argc, sub_argv);
+		 : strcmp(cmd, "audit") == 0 ? client_audit(sock, a.json, sub_argc, sub_argv)
+					     : client_retention(sock, a.json, sub_argc, sub_argv);
 	free(sock);
 	return rc;
 }

@@ -186,6 +186,21 @@ CREATE FUNCTION mailvault_holds_of(p_serial bigint) RETURNS text[]
            OR EXISTS (SELECT 1 FROM public.hold_coverage c WHERE c.hold_id = h.id AND c.serial = m.serial))
 $$;
 
+-- True if hold h's scope takes the message in (whether or not the hold is still active): what `hold show`
+-- counts. No SET clause, so the planner can inline it; every name is qualified.
+CREATE FUNCTION mailvault_hold_covers(h public.holds, p_serial bigint) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM public.messages m
+        WHERE m.serial = p_serial
+          AND (h.all_accounts OR EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
+                                         WHERE l.message_serial = m.serial AND f.account_id = ANY (h.account_ids)))
+          AND (h.date_from IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) >= h.date_from)
+          AND (h.date_to IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) < h.date_to)
+          AND (h.query IS NULL OR h.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > h.covered_through
+               OR EXISTS (SELECT 1 FROM public.hold_coverage c WHERE c.hold_id = h.id AND c.serial = m.serial)))
+$$;
+
 -- True if policy p covers the message (its accounts, folders and, for a query, the recorded coverage).
 CREATE FUNCTION mailvault_policy_covers(p public.policies, p_serial bigint) RETURNS boolean
     LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
@@ -298,21 +313,33 @@ CREATE TRIGGER policies_guard BEFORE INSERT OR UPDATE OR DELETE ON policies
 CREATE TRIGGER policies_no_truncate BEFORE TRUNCATE ON policies
     FOR EACH STATEMENT EXECUTE FUNCTION mailvault_refuse_change();
 
-CREATE FUNCTION mailvault_policies_changed() RETURNS trigger
+-- Recomputes every retention date after a change of policies and adds the number of messages made
+-- eligible sooner to mailvault.sooner (transaction-local), for the service to confirm or roll back.
+CREATE FUNCTION mailvault_policies_recompute() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_sooner bigint;
 BEGIN
-    -- an update of the indexer's bookkeeping (covered_through) alone changes no retention
-    IF TG_OP = 'UPDATE' AND NOT EXISTS (
-        SELECT 1 FROM old_policies o JOIN new_policies n ON n.id = o.id
-        WHERE (o.keep, o.all_accounts, o.account_ids, o.folder_pattern, o.query)
-              IS DISTINCT FROM (n.keep, n.all_accounts, n.account_ids, n.folder_pattern, n.query)) THEN
-        RETURN NULL;
-    END IF;
     v_sooner := public.mailvault_retention_recompute(NULL);
     PERFORM set_config('mailvault.sooner',
                        (coalesce(nullif(current_setting('mailvault.sooner', true), ''), '0')::bigint + v_sooner)::text, true);
+END $$;
+REVOKE ALL ON FUNCTION mailvault_policies_recompute() FROM PUBLIC;
+CREATE FUNCTION mailvault_policies_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    PERFORM public.mailvault_policies_recompute();
+    RETURN NULL;
+END $$;
+-- an update of the indexer's bookkeeping (covered_through) alone changes no retention
+CREATE FUNCTION mailvault_policies_updated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM old_policies o JOIN new_policies n ON n.id = o.id
+               WHERE (o.keep, o.all_accounts, o.account_ids, o.folder_pattern, o.query)
+                     IS DISTINCT FROM (n.keep, n.all_accounts, n.account_ids, n.folder_pattern, n.query)) THEN
+        PERFORM public.mailvault_policies_recompute();
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER policies_added AFTER INSERT ON policies
@@ -320,7 +347,7 @@ CREATE TRIGGER policies_added AFTER INSERT ON policies
 CREATE TRIGGER policies_removed AFTER DELETE ON policies
     FOR EACH STATEMENT EXECUTE FUNCTION mailvault_policies_changed();
 CREATE TRIGGER policies_changed AFTER UPDATE ON policies REFERENCING OLD TABLE AS old_policies NEW TABLE AS new_policies
-    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_policies_updated();
 
 -- Matters are never removed; one closes only when none of its holds is active.
 CREATE FUNCTION mailvault_matters_guard() RETURNS trigger
@@ -709,3 +736,5 @@ GRANT INSERT (name, matter_id, reason, all_accounts, account_ids, date_from, dat
       UPDATE (released_by, released_at, release_reason) ON holds TO mailvault_web;
 GRANT USAGE ON SEQUENCE policies_id_seq, matters_id_seq, holds_id_seq TO mailvault_web;
 GRANT SELECT (retain_until, retain_policy) ON messages TO mailvault_web;
+GRANT EXECUTE ON FUNCTION mailvault_hold_covers(holds, bigint), mailvault_policy_covers(policies, bigint),
+    mailvault_base_date(bigint, timestamptz, timestamptz) TO mailvault_web;

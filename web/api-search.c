@@ -201,3 +201,13 @@ enum MHD_Result api_search(struct request *r)
 {
 	return search_serve(r, false);
 }
+
+int web_search_all(struct request *r, const char *text, uint64_t max, uint64_t **docids, size_t *n, uint64_t *total,
+		   enum MHD_Result *reply)
+{
+	json_object *scope = NULL;
+	if (search_run(r, text, false, XS_SORT_DATE_ASC, 0, max, &scope, docids, n, total, reply) < 0)
+		return -1;
+	json_object_put(scope);
+	return 0;
+}

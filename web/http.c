@@ -193,6 +193,8 @@ static enum MHD_Result web_route(struct request *r)
 		return reply;
 	if (strcmp(path, "/logout") == 0)
 		return post ? api_logout(r) : web_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST", 0);
+	if (api_retention_route(r, path, get, post, &reply) == 0)
+		return reply;
 	if (!get)
 		return web_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET", 0);
 	if (strcmp(path, "/me") == 0)

@@ -137,6 +137,15 @@ enum MHD_Result api_attachment(struct request *r, uint64_t serial, uint64_t inde
 enum MHD_Result api_audit_list(struct request *r);
 enum MHD_Result api_audit_verify(struct request *r);
 
+/* Every message (up to max) the query matches in the officer's scope, in date order: their serials in
+   *docids (freed by the caller). 0, or -1 after replying (a bad query, no index). Writes no audit row. */
+int web_search_all(struct request *r, const char *text, uint64_t max, uint64_t **docids, size_t *n, uint64_t *total,
+		   enum MHD_Result *reply);
+
+/* --- api-retention.c: policies, matters, holds, disposal report, erasure requests --- */
+/* Serves a path under /policies, /matters, /holds, /disposal or /erasures; -1 if it is none of them. */
+int api_retention_route(struct request *r, const char *path, bool get, bool post, enum MHD_Result *reply);
+
 /* The request's officer's scope as the audit rows record it: "all accounts", or the array of names (a new
    reference). */
 json_object *web_scope(struct request *r);

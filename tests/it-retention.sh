@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Retention, legal holds and provable disposal, through the officers' service and the database: the longest
+# policy wins; a locked policy only grows, whoever asks (the service's and retention's database roles
+# included); holds beat expiry, cover mail archived after them, and outlive their release by the grace
+# period; nothing younger than min_age goes; disposal removes exactly the eligible set, leaves one proof
+# per message in the audit chain and takes the message out of search; a held message cannot be deleted even
+# by a direct DELETE; erasure needs two different officers and is refused under a hold.
+set -uo pipefail
+. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/mv.sh"
+
+t_tmpdir
+D=$T_DIR
+t_unpack enron-inbox.tar.xz "$D" enron_inbox/maildir/dean-c
+E=$D/enron_inbox/maildir/dean-c
+for u in alice bob carol dave; do dovecot_add_user "$D" "$u" "$u-pw"; done
+files() { find "$E/inbox" -maxdepth 1 -type f | sort | sed -n "$1"; }
+files 1,20p | maildir_add "$D" alice INBOX -
+files 21,25p | maildir_add "$D" alice Sent -
+files 26,30p | maildir_add "$D" bob INBOX -
+files 31,40p | maildir_add "$D" carol INBOX -
+# messages a query finds alone, and one whose Date is absurd (its INTERNALDATE counts instead)
+mk() { printf 'From: %s\nTo: x@example.com\nSubject: %s\nDate: %s\nMessage-ID: <%s@example.com>\n\n%s\n' "$@"; }
+mk a@example.com "zanzibar shipment" "Tue, 15 May 2001 10:00:00 +0000" zanzibar "held by a query" >"$D/zanzibar.eml"
+mk b@example.com "quokka photos" "Tue, 15 May 2001 11:00:00 +0000" quokka "to be erased" >"$D/quokka.eml"
+mk c@example.com "from the past" "Thu, 01 Jan 1970 00:00:00 +0000" epoch "absurd date" >"$D/epoch.eml"
+maildir_add "$D" alice INBOX "$D/zanzibar.eml" "$D/quokka.eml" "$D/epoch.eml"
+mv_setup "$D"
+printf '[indexer]\nindex_path = %s/index\n' "$D" >>"$MV_CONF"
+mv_sql "UPDATE retention_settings SET min_age = '0'" >/dev/null  # TODO: [retention] min_age = 0d
+for u in alice bob carol dave; do
+	mvcli account add "$u" --host localhost --port "$DOVECOT_IMAPS_PORT" --user "$u" --secret "$(mv_pw "$D" "$u" "$u-pw")" >/dev/null
+done
+t_ok "the mailboxes are archived" mvd --once
+t_ok "and indexed" "$MV_BUILD/mailvault-indexer" -c "$MV_CONF" --once
+mv_web_start
+total=$(mv_sql "SELECT count(*) FROM messages")
+t_eq "every message is archived (40 + 3)" 43 "$total"
+serial_of() { mv_sql "SELECT serial FROM messages WHERE message_id = '$1@example.com'"; }
+ZAN=$(serial_of zanzibar)
+QUO=$(serial_of quokka)
+EPO=$(serial_of epoch)
+acct_serials() { mv_sql "SELECT DISTINCT l.message_serial FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = '$1' ORDER BY 1"; }
+
+# officers on the socket: a legal officer, a second admin, an auditor
+mkdir -p "$D/bin" && cp "$MV_BUILD/mailvault" "$D/bin/mailvault" && chmod 755 "$D/bin"
+t_unix_user mvo_legal && t_unix_user mvo_admin2 && t_unix_user mvo_aud
+mvcli officer add lena --all --role legal --unix-user mvo_legal >/dev/null
+mvcli officer add adam --all --role admin --unix-user mvo_admin2 >/dev/null
+mvcli officer add audrey --all --role auditor --unix-user mvo_aud >/dev/null
+as() { local u=$1; shift; runuser -u "$u" -- env MAILVAULT_SOCKET="$MV_WEB_SOCKET" "$D/bin/mailvault" "$@"; }
+ME=admin   # the running user's officer (role admin), made by mv_setup
+
+# --- policies: the database computes retain_until; the longest wins ---
+t_eq "with no policy nothing has a retention date (everything is kept)" 0 "$(mv_sql "SELECT count(*) FROM messages WHERE retain_until IS NOT NULL")"
+t_denied "an auditor cannot set a policy" "admin role" as mvo_aud policy add short --keep 1y --all
+t_denied "a first policy that lets messages expire must be confirmed, and says how many" \
+	"makes $total messages eligible for disposal sooner" mvcli policy add oneyear --keep 1y --all
+t_eq "nothing changed without --confirm" 0 "$(mv_sql "SELECT count(*) FROM policies")"
+t_ok "with --confirm it is set" mvcli policy add oneyear --keep 1y --all --confirm
+t_eq "every message's retention is its Date plus a year" "$total" \
+	"$(mv_sql "SELECT count(*) FROM messages WHERE retain_policy = 'oneyear' AND retain_until = date + interval '1 year' OR serial = $EPO AND retain_policy = 'oneyear'")"
+t_eq "a message dated 1970 counts from its INTERNALDATE" "t" \
+	"$(mv_sql "SELECT retain_until = (SELECT min(internaldate) FROM locations WHERE message_serial = $EPO) + interval '1 year' FROM messages WHERE serial = $EPO")"
+t_eq "the confirmation is audited with its number" "$total" \
+	"$(mv_sql "SELECT details->>'sooner' FROM audit_log WHERE action = 'policy-add' AND target = 'oneyear'")"
+t_ok "a longer policy for bob needs no confirmation" mvcli policy add bob10y --keep 10y --accounts bob
+t_eq "bob's messages keep the longest" "$(acct_serials bob | wc -l)	$(acct_serials bob | wc -l)" \
+	"$(mv_sql "SELECT count(*) FILTER (WHERE retain_policy = 'bob10y'), count(*) FILTER (WHERE retain_until = date + interval '10 years') FROM messages m WHERE serial IN (SELECT l.message_serial FROM locations l JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'bob')")"
+t_ok "a folder policy keeps alice's Sent for 3 years" mvcli policy add sent3y --keep 3y --accounts alice --folders 'Sen*'
+t_eq "it decides alice's Sent messages" 5 "$(mv_sql "SELECT count(*) FROM messages WHERE retain_policy = 'sent3y'")"
+show=$(mvcli policy show sent3y)
+t_contains "policy show counts what it covers now" "$show" "covers 5 messages now"
+t_denied "a bad duration is refused" "keep is a number of years" mvcli policy add bad --keep 7x --all
+t_denied "an unknown account is refused" "no account nobody" mvcli policy add bad --keep 7y --accounts nobody
+
+# --- a locked policy only grows, by every path ---
+t_ok "bob10y is locked" mvcli policy lock bob10y
+t_denied "it cannot be shortened" "can be lengthened, not shortened" mvcli policy set bob10y --keep 2y --confirm
+t_denied "nor removed" "cannot be removed" mvcli policy remove bob10y --confirm
+t_denied "nor narrowed to a folder" "can be widened, not narrowed" mvcli policy set bob10y --folders INBOX --confirm
+t_ok "it can be lengthened" mvcli policy set bob10y --keep 12y
+t_ok "and widened" mvcli policy set bob10y --accounts bob,carol
+t_eq "carol's messages now keep 12 years" "$(acct_serials carol | wc -l)" "$(mv_sql "SELECT count(*) FROM messages WHERE retain_policy = 'bob10y' AND retain_until = date + interval '12 years' AND serial IN ($(acct_serials carol | paste -sd,))")"
+as_role() { psql -X -q -v ON_ERROR_STOP=1 "$MV_CONNINFO" -c "SET ROLE $1" -c "$2"; }
+t_denied "the service's database role cannot shorten it by SQL" "not shortened" \
+	as_role mailvault_web "UPDATE policies SET keep = '1 day' WHERE name = 'bob10y'"
+t_denied "nor unlock it" "cannot be unlocked" as_role mailvault_web "UPDATE policies SET locked = false WHERE name = 'bob10y'"
+t_denied "nor delete it" "cannot be removed" as_role mailvault_web "DELETE FROM policies WHERE name = 'bob10y'"
+t_denied "retention's role cannot touch policies" "permission denied for table policies" \
+	as_role mailvault_retention "UPDATE policies SET keep = '1 day' WHERE name = 'bob10y'"
+t_denied "nor write a retention date" "permission denied for table messages" \
+	as_role mailvault_retention "UPDATE messages SET retain_until = '2000-01-01' WHERE serial = $ZAN"
+t_denied "even the superuser's UPDATE of a retention date is refused" "computed by the database" \
+	mv_sql "UPDATE messages SET retain_until = '2000-01-01' WHERE serial = $ZAN"
+t_denied "the owner cannot shorten a locked policy either" "not shortened" \
+	psql -X -q -v ON_ERROR_STOP=1 "$MV_CONNINFO" -c "SET ROLE mailvault_owner" -c "UPDATE policies SET keep = '1 day' WHERE name = 'bob10y'"
+t_eq "every refusal by the database is audited" 3 "$(mv_sql "SELECT count(*) FROM audit_log WHERE action = 'denied' AND details->>'refused_by' = 'database'")"
+
+# --- matters and holds ---
+t_denied "an auditor cannot open a matter" "legal and admin roles" as mvo_aud matter add case1 --description x
+t_ok "the legal officer opens a matter" as mvo_legal matter add case1 --description "SEC inquiry 2026-114"
+t_ok "and holds bob's mailbox for it" as mvo_legal hold add hold-bob --matter case1 --reason "custodian" --accounts bob
+t_ok "and every message a query finds" as mvo_legal hold add hold-zan --matter case1 --reason "shipments" --all --query 'subject:zanzibar'
+t_ok "and carol's mail of May 2001" as mvo_legal hold add hold-carol --matter case1 --reason "window" --accounts carol --from 2001-05-01 --to 2001-05-31
+t_ok "and dave's mailbox, still empty" as mvo_legal hold add hold-dave --matter case1 --reason "new custodian" --accounts dave
+t_denied "a hold's query must parse" "does not parse" as mvo_legal hold add hold-bad --matter case1 --reason r --all --query 'subject:"open'
+t_denied "a hold needs a reason" "needs a reason" as mvo_legal hold add hold-x --matter case1 --accounts bob
+t_denied "a hold needs an open matter" "no such matter" as mvo_legal hold add hold-x --matter nocase --reason r --accounts bob
+t_ok "the indexer records what the query covers" "$MV_BUILD/mailvault-indexer" -c "$MV_CONF" --once
+t_eq "the query hold covers exactly the zanzibar message" "$ZAN" "$(mv_sql "SELECT string_agg(serial::text, ',') FROM hold_coverage c JOIN holds h ON h.id = c.hold_id WHERE h.name = 'hold-zan'")"
+carol_may=$(mv_sql "SELECT count(DISTINCT m.serial) FROM messages m JOIN locations l ON l.message_serial = m.serial JOIN folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'carol' AND m.date >= '2001-05-01' AND m.date < '2001-06-01'")
+t_contains "hold show counts carol's May mail" "$(as mvo_legal hold show hold-carol)" "covers $carol_may messages now"
+# mail archived after the hold is covered too
+files 41,43p | maildir_add "$D" dave INBOX -
+t_ok "dave's new mail is archived" mvd --once
+t_contains "and covered by the hold placed before it" "$(as mvo_legal hold show hold-dave)" "covers 3 messages now"
+t_denied "a matter with active holds cannot be closed" "has active holds" as mvo_legal matter close case1
+t_ok "hold list shows them" as mvo_legal hold list --matter case1
+t_eq "hold list --json names four holds" 4 "$(as mvo_legal hold list --json | "$MV_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["holds"]))')"
+t_denied "the service's role cannot delete a hold" "permission denied for table holds" as_role mailvault_web "DELETE FROM holds WHERE name = 'hold-bob'"
+t_denied "nor can the owner" "holds are records" as_role mailvault_owner "DELETE FROM holds WHERE name = 'hold-bob'"
+t_denied "nor quietly change one" "only released, once" as_role mailvault_web "UPDATE holds SET released_at = now(), released_by = 'x', release_reason = 'y' WHERE name = 'hold-bob'; UPDATE holds SET released_at = NULL, released_by = NULL, release_reason = NULL WHERE name = 'hold-bob'"
+
+t_done it-retention
