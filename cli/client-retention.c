@@ -486,8 +486,12 @@ static int client_erase(const char *sock, bool json, int argc, char **argv)
 		json_object_object_add(b, "query", json_object_new_string(query));
 		json_object_object_add(b, "reason", json_object_new_string(reason));
 		rc = rc_call(sock, "erase request", "POST", "/api/v1/erasures", b, &out);
+		/* a request whose every message is refused erases nothing: the command says so by its status */
+		bool refused = rc == 0 && strcmp(rc_shown(out, "status"), "refused") == 0;
 		if (rc == 0)
 			rc = rc_print(out, json, print_erase_request);
+		if (refused)
+			rc = rc_fail(1, "erase request", "refused: every message it names is under a hold or a locked policy");
 	} else if (strcmp(sub, "list") == 0 && rest == 0) {
 		rc = rc_call(sock, "erase list", "GET", "/api/v1/erasures", NULL, &out);
 		if (rc == 0)

@@ -1025,17 +1025,24 @@ static enum MHD_Result erasure_request(struct request *r)
 	const char *p[] = { r->who.name, query, reason, pg_array_text(&serials) };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 ||
-	    (res = rt_sql(r, "SELECT q.id, (SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id), "
-			  "(SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'refused'), q.status, "
-			  "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'note', i.note) ORDER BY i.serial), '[]') "
-			  " FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'refused') "
-			  "FROM erasure_requests q WHERE q.id = mailvault_erasure_request($1, $2, $3, $4::bigint[])", 4, p,
-			  &reply)) == NULL) {
+	    (res = rt_sql(r, "SELECT mailvault_erasure_request($1, $2, $3, $4::bigint[])", 4, p, &reply)) == NULL) {
 		pg_array_free(&serials);
 		json_object_put(b);
 		return reply;
 	}
 	pg_array_free(&serials);
+	char id[24];
+	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	const char *pid[] = { id };
+	if ((res = rt_sql(r, "SELECT q.id, (SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id), "
+			  "(SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'refused'), q.status, "
+			  "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'note', i.note) ORDER BY i.serial), '[]') "
+			  " FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'refused') "
+			  "FROM erasure_requests q WHERE q.id = $1::bigint", 1, pid, &reply)) == NULL) {
+		json_object_put(b);
+		return reply;
+	}
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "id", rt_cell(res, 0, 0));
 	json_object_object_add(o, "messages", rt_cell(res, 0, 1));
