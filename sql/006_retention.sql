@@ -225,24 +225,28 @@ $$;
 CREATE FUNCTION mailvault_retention_recompute(p_serials bigint[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    v_sooner bigint;
+    r record;
+    v_sooner bigint := 0;
 BEGIN
-    WITH target AS (
-        SELECT m.serial, m.retain_until AS old_until, public.mailvault_base_date(m.serial, m.date, m.ingested_at) AS base
-        FROM public.messages m WHERE p_serials IS NULL OR m.serial = ANY (p_serials)
-    ), best AS (
-        SELECT DISTINCT ON (t.serial) t.serial,
-               CASE WHEN p.keep IS NULL THEN timestamptz 'infinity' ELSE t.base + p.keep END AS until, p.name
-        FROM target t JOIN public.policies p ON public.mailvault_policy_covers(p, t.serial)
-        ORDER BY t.serial, 2 DESC, p.name
-    ), upd AS (
-        UPDATE public.messages m SET retain_until = b.until, retain_policy = b.name
-        FROM target t LEFT JOIN best b ON b.serial = t.serial
-        WHERE m.serial = t.serial AND (m.retain_until IS DISTINCT FROM b.until OR m.retain_policy IS DISTINCT FROM b.name)
-        RETURNING t.old_until, b.until
-    )
-    SELECT count(*) INTO v_sooner FROM upd
-        WHERE coalesce(upd.until, 'infinity') < coalesce(upd.old_until, 'infinity');
+    -- per message, the one policy whose expiry is latest; only changed rows are written (one scan, one
+    -- UPDATE per change: no join for the planner to get wrong on a table whose statistics lag)
+    FOR r IN
+        SELECT t.serial, t.retain_until AS old_until, t.retain_policy AS old_policy, b.until, b.name
+        FROM public.messages t
+        LEFT JOIN LATERAL (
+            SELECT CASE WHEN p.keep IS NULL THEN timestamptz 'infinity'
+                        ELSE public.mailvault_base_date(t.serial, t.date, t.ingested_at) + p.keep END AS until,
+                   p.name
+            FROM public.policies p WHERE public.mailvault_policy_covers(p, t.serial)
+            ORDER BY 1 DESC, p.name LIMIT 1) b ON true
+        WHERE p_serials IS NULL OR t.serial = ANY (p_serials)
+    LOOP
+        CONTINUE WHEN r.old_until IS NOT DISTINCT FROM r.until AND r.old_policy IS NOT DISTINCT FROM r.name;
+        UPDATE public.messages SET retain_until = r.until, retain_policy = r.name WHERE serial = r.serial;
+        IF coalesce(r.until, 'infinity') < coalesce(r.old_until, 'infinity') THEN
+            v_sooner := v_sooner + 1;
+        END IF;
+    END LOOP;
     RETURN v_sooner;
 END $$;
 
@@ -479,35 +483,91 @@ CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages FOR EACH ROW EXECUTE
 -- The one deletion path, replacing the placeholder of 004.
 DROP FUNCTION mailvault_dispose(bigint, text);
 
--- Removes one message whose disposal has been decided and checked: its places, the message, its blob when
--- nothing else refers to it; queues its removal from the index; writes its proof. Internal.
-CREATE FUNCTION mailvault_dispose_one(p_serial bigint, p_reason text, p_policy text, p_request bigint)
-    RETURNS bigint
+-- Audit rows in a batch, one chain: the same rows mailvault_audit_write would write one by one, with one
+-- look at the chain's head and one INSERT. Internal (disposal proofs).
+CREATE FUNCTION mailvault_audit_write_many(p_actor text, p_via text, p_action text, p_targets text[], p_details jsonb[])
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_prev bytea;
+    v_seq bigint;
+    v_by text := session_user;
+    v_at timestamptz;
+    v_seqs bigint[] := '{}';
+    v_ats timestamptz[] := '{}';
+    v_prevs bytea[] := '{}';
+    v_hashes bytea[] := '{}';
+    v_hash bytea;
+BEGIN
+    IF coalesce(cardinality(p_targets), 0) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(727172);
+    SELECT seq, hash INTO v_seq, v_prev FROM public.audit_log ORDER BY seq DESC LIMIT 1;
+    v_seq := coalesce(v_seq, 0);
+    v_prev := coalesce(v_prev, '\x'::bytea);
+    FOR k IN 1 .. cardinality(p_targets) LOOP
+        v_seq := v_seq + 1;
+        v_at := clock_timestamp();
+        v_hash := sha256(v_prev || convert_to('mailvault-audit-2', 'UTF8')
+                  || public.mailvault_audit_field(v_seq::text)
+                  || public.mailvault_audit_field(to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+                  || public.mailvault_audit_field(p_actor) || public.mailvault_audit_field(p_via)
+                  || public.mailvault_audit_field(NULL) || public.mailvault_audit_field(v_by)
+                  || public.mailvault_audit_field(p_action) || public.mailvault_audit_field(p_targets[k])
+                  || public.mailvault_audit_field(p_details[k]::text));
+        v_seqs := v_seqs || v_seq;
+        v_ats := v_ats || v_at;
+        v_prevs := v_prevs || v_prev;
+        v_hashes := v_hashes || v_hash;
+        v_prev := v_hash;
+    END LOOP;
+    INSERT INTO public.audit_log (seq, at, actor, via, client, recorded_by, action, target, details, prev_hash, hash, form)
+        SELECT u.seq, u.at, p_actor, p_via, NULL, v_by, p_action, u.target, u.details, u.prev, u.hash, 2
+        FROM unnest(v_seqs, v_ats, p_targets, p_details, v_prevs, v_hashes) AS u(seq, at, target, details, prev, hash);
+END $$;
+REVOKE ALL ON FUNCTION mailvault_audit_write_many(text, text, text, text[], jsonb[]) FROM PUBLIC;
+
+-- Removes messages whose disposal has been decided and checked, set by set: their places, the messages,
+-- their blobs when nothing else refers to them; queues their removal from the index; writes one proof per
+-- message in the audit chain. The rows are locked first: one another run holds is left alone. Returns what
+-- went. Internal.
+CREATE FUNCTION mailvault_dispose_set(p_serials bigint[], p_reason text, p_requests bigint[])
+    RETURNS TABLE (serial bigint, size bigint, policy text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET mailvault.disposing = 'on' AS $$
 DECLARE
-    m public.messages%ROWTYPE;
-    v_accounts text[];
+    v_serials bigint[];
+    v_targets text[];
+    v_details jsonb[];
 BEGIN
-    SELECT * INTO m FROM public.messages WHERE serial = p_serial;
-    IF NOT FOUND THEN
-        RETURN 0;
+    SELECT array_agg(x.serial ORDER BY x.serial) INTO v_serials FROM (
+        SELECT m.serial FROM public.messages m WHERE m.serial = ANY (p_serials) ORDER BY m.serial FOR UPDATE SKIP LOCKED) x;
+    IF v_serials IS NULL THEN
+        RETURN;
     END IF;
-    v_accounts := ARRAY(SELECT DISTINCT a.name FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                        JOIN public.accounts a ON a.id = f.account_id WHERE l.message_serial = p_serial ORDER BY 1);
-    DELETE FROM public.locations WHERE message_serial = p_serial;
-    DELETE FROM public.messages WHERE serial = p_serial;
-    DELETE FROM public.blobs b WHERE b.sha256 = m.sha256
-        AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.sha256 = m.sha256);
-    INSERT INTO public.index_queue (serial, op) VALUES (p_serial, 'delete');
-    PERFORM public.mailvault_audit_write(session_user, 'retention', NULL, 'dispose', 'message ' || p_serial,
-        jsonb_build_object('serial', p_serial, 'sha256', encode(m.sha256, 'hex'), 'message_id', m.message_id,
-                           'date', m.date, 'size', m.size, 'accounts', to_jsonb(v_accounts),
-                           'ingested_at', m.ingested_at, 'reason', p_reason, 'policy', p_policy,
-                           'retain_until', m.retain_until, 'erasure_request', p_request,
-                           'disposed_at', clock_timestamp()));
-    RETURN m.size;
+    -- the proofs, read before anything goes
+    SELECT array_agg('message ' || m.serial ORDER BY m.serial),
+           array_agg(jsonb_build_object('serial', m.serial, 'sha256', encode(m.sha256, 'hex'), 'message_id', m.message_id,
+                         'date', m.date, 'size', m.size, 'accounts', to_jsonb(ARRAY(
+                             SELECT DISTINCT a.name FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
+                             JOIN public.accounts a ON a.id = f.account_id WHERE l.message_serial = m.serial ORDER BY 1)),
+                         'ingested_at', m.ingested_at, 'reason', p_reason,
+                         'policy', CASE WHEN p_reason = 'retention' THEN m.retain_policy END,
+                         'retain_until', m.retain_until,
+                         'erasure_request', (SELECT r.req FROM unnest(p_serials, p_requests) AS r(s, req) WHERE r.s = m.serial LIMIT 1),
+                         'disposed_at', now()) ORDER BY m.serial)
+        INTO v_targets, v_details
+        FROM public.messages m WHERE m.serial = ANY (v_serials);
+    RETURN QUERY SELECT m.serial, m.size, CASE WHEN p_reason = 'retention' THEN m.retain_policy END
+        FROM public.messages m WHERE m.serial = ANY (v_serials) ORDER BY m.serial;
+    DELETE FROM public.locations l WHERE l.message_serial = ANY (v_serials);
+    WITH gone AS (DELETE FROM public.messages m WHERE m.serial = ANY (v_serials) RETURNING m.sha256)
+    DELETE FROM public.blobs b USING gone WHERE b.sha256 = gone.sha256
+        AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.sha256 = gone.sha256);
+    INSERT INTO public.index_queue (serial, op) SELECT u, 'delete' FROM unnest(v_serials) u;
+    PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_details);
 END $$;
-REVOKE ALL ON FUNCTION mailvault_dispose_one(bigint, text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mailvault_dispose_set(bigint[], text, bigint[]) FROM PUBLIC;
 
 -- The messages eligible for disposal now, in serial order after p_after: past retain_until, archived at
 -- least min_age ago, indexed and checked against every query, under no hold. For reports (dry runs) and
@@ -522,36 +582,34 @@ CREATE FUNCTION mailvault_disposal_candidates(p_after bigint, p_limit integer)
     ORDER BY m.serial LIMIT p_limit
 $$;
 
--- One batch of disposal: up to p_limit messages after serial p_after, for at most p_max_ms milliseconds.
--- Holds are checked again here, in the transaction that deletes, while changes to holds and policies wait.
--- Returns what went (serial, size, why) and, last, the serial to continue after (serial NULL when done).
+-- One batch of disposal: up to p_limit messages after serial p_after, in chunks of at most 100, until
+-- p_max_ms milliseconds have passed. The shared lock is taken before the candidates are chosen, so every
+-- change of holds and policies either committed before (and is seen) or waits for this transaction.
+-- Returns what went (serial, size, reason, policy) and, last, a row with reason 'continue' whose serial is
+-- the one to continue after (NULL when nothing is left).
 CREATE FUNCTION mailvault_dispose_batch(p_after bigint, p_limit integer, p_max_ms integer)
     RETURNS TABLE (serial bigint, size bigint, reason text, policy text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    r record;
     v_start timestamptz := clock_timestamp();
-    v_last bigint := p_after;
-    v_n integer := 0;
-    v_size bigint;
+    v_cands bigint[];
+    v_chunk bigint[];
+    v_last bigint := NULL;
+    k integer := 1;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
         RAISE EXCEPTION 'mailvault: a disposal batch holds 1 to 10000 messages' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock_shared(727173);
-    FOR r IN SELECT c.serial, c.policy FROM public.mailvault_disposal_candidates(p_after, p_limit) c LOOP
-        v_last := r.serial;
-        -- locked against a concurrent run; one that went already is skipped
-        PERFORM 1 FROM public.messages m WHERE m.serial = r.serial FOR UPDATE SKIP LOCKED;
-        IF FOUND AND NOT public.mailvault_held(r.serial) THEN
-            v_size := public.mailvault_dispose_one(r.serial, 'retention', r.policy, NULL);
-            serial := r.serial; size := v_size; reason := 'retention'; policy := r.policy;
-            RETURN NEXT;
-        END IF;
-        v_n := v_n + 1;
+    SELECT array_agg(c.serial ORDER BY c.serial) INTO v_cands FROM public.mailvault_disposal_candidates(p_after, p_limit) c;
+    WHILE v_cands IS NOT NULL AND k <= cardinality(v_cands) LOOP
+        v_chunk := v_cands[k : k + 99];
+        RETURN QUERY SELECT d.serial, d.size, 'retention'::text, d.policy FROM public.mailvault_dispose_set(v_chunk, 'retention', NULL) d;
+        v_last := v_chunk[cardinality(v_chunk)];
+        k := k + 100;
         EXIT WHEN clock_timestamp() - v_start > make_interval(secs => coalesce(p_max_ms, 500) / 1000.0);
     END LOOP;
-    serial := CASE WHEN v_n = 0 THEN NULL ELSE v_last END; size := NULL; reason := 'continue'; policy := NULL;
+    serial := v_last; size := NULL; reason := 'continue'; policy := NULL;
     RETURN NEXT;
 END $$;
 REVOKE ALL ON FUNCTION mailvault_dispose_batch(bigint, integer, integer) FROM PUBLIC;
@@ -568,6 +626,7 @@ DECLARE
     r record;
     v_holds text[];
     v_locked text[];
+    v_size bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(727173);
     FOR r IN SELECT i.request_id, i.serial FROM public.erasure_items i JOIN public.erasure_requests q ON q.id = i.request_id
@@ -575,16 +634,16 @@ BEGIN
              LIMIT p_limit FOR UPDATE OF i SKIP LOCKED LOOP
         v_holds := public.mailvault_holds_of(r.serial);
         v_locked := public.mailvault_locked_policies_of(r.serial);
-        serial := r.serial; request := r.request_id; size := NULL;
+        serial := r.serial; request := r.request_id; size := NULL; note := NULL;
         IF cardinality(v_holds) > 0 OR cardinality(v_locked) > 0 THEN
             state := 'refused';
             note := CASE WHEN cardinality(v_holds) > 0 THEN 'under hold ' || array_to_string(v_holds, ', ')
                          ELSE 'kept by locked policy ' || array_to_string(v_locked, ', ') END;
-        ELSIF NOT EXISTS (SELECT 1 FROM public.messages m WHERE m.serial = r.serial) THEN
-            state := 'erased'; note := 'already gone';
         ELSE
-            size := public.mailvault_dispose_one(r.serial, 'erasure', NULL, r.request_id);
-            state := 'erased'; note := NULL;
+            SELECT d.size INTO v_size FROM public.mailvault_dispose_set(ARRAY[r.serial], 'erasure', ARRAY[r.request_id]) d;
+            state := 'erased';
+            size := v_size;
+            note := CASE WHEN v_size IS NULL THEN 'already gone' END;
         END IF;
         UPDATE public.erasure_items i SET state = mailvault_erase_batch.state, note = mailvault_erase_batch.note
             WHERE i.request_id = r.request_id AND i.serial = r.serial;
