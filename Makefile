@@ -34,6 +34,8 @@ IDX_SRC    := $(filter-out indexer/indexer-%.c,$(wildcard indexer/*.c))
 IDX_OBJ    := $(IDX_SRC:%.c=$(BUILD)/%.o) $(patsubst %.cc,$(BUILD)/%.o,$(wildcard indexer/*.cc))
 LIBIDX     := $(BUILD)/libmvindex.a
 INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
+# retention/: mailvault-retention, disposal and erasure; it uses lib/ only
+RET_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard retention/*.c))
 # cli/: `mailvault`, the front end: the officers' commands as a client of mailvault-web (front.c, client*.c),
 # and mailvault-cli, the administration program it runs for everything else
 FRONT_ONLY := cli/front.c cli/client.c cli/client-cmds.c cli/client-retention.c
@@ -48,7 +50,8 @@ WEB_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 SQL_FILES  := $(sort $(wildcard sql/[0-9]*.sql))
 UNIT_SRC   := $(wildcard tests/test-*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
-PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(BUILD)/mailvault-indexer $(BUILD)/mailvault-web
+PROGRAMS   := $(BUILD)/mailvaultd $(BUILD)/mailvault $(BUILD)/mailvault-indexer $(BUILD)/mailvault-web \
+	$(BUILD)/mailvault-retention
 LIBEXEC    := $(BUILD)/mailvault-cli
 
 .PHONY: all check unit demo bench install clean deps
@@ -66,6 +69,13 @@ $(LIBIDX): $(IDX_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/mailvault-indexer: $(INDEXER_OBJ) $(LIBIDX) $(LIBMV)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/retention/%.o: retention/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/mailvault-retention: $(RET_OBJ) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The schema travels inside the mailvault binary, so `mailvault init` needs no files at run time.
@@ -126,4 +136,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(WEB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FRONT_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(WEB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FRONT_OBJ:.o=.d) $(IDX_OBJ:.o=.d) $(INDEXER_OBJ:.o=.d) $(RET_OBJ:.o=.d) $(UNIT_BIN:=.d)

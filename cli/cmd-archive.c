@@ -78,6 +78,58 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+/* The retention lines of status: policies and holds, what holds keep past its expiry, the last disposal
+   and when its bytes were gone from the tables and the index, and the index removals still queued. */
+static int status_retention(struct cli *cli, const char **error_r)
+{
+	PGresult *res = db_query(cli->db,
+		"SELECT (SELECT count(*) FROM policies), (SELECT count(*) FROM holds WHERE released_at IS NULL), "
+		"(SELECT count(*) FROM holds h, retention_settings s WHERE h.released_at IS NOT NULL "
+		" AND h.released_at + s.release_grace > now()), "
+		"(SELECT count(*) FROM messages m WHERE m.retain_until <= now() AND mailvault_held(m.serial)), "
+		"(SELECT count(*) FROM index_queue WHERE op = 'delete'), "
+		"(SELECT " ISO_UTC("max(finished_at)") " FROM disposal_runs)", 0, NULL, error_r);
+	if (res == NULL)
+		return -1;
+	printf("retention: %s polic%s, %s active hold%s", PQgetvalue(res, 0, 0),
+	       strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "y" : "ies", PQgetvalue(res, 0, 1),
+	       strcmp(PQgetvalue(res, 0, 1), "1") == 0 ? "" : "s");
+	if (strcmp(PQgetvalue(res, 0, 2), "0") != 0)
+		printf(" (and %s released, still in their grace period)", PQgetvalue(res, 0, 2));
+	printf("; %s messages past retain_until kept by holds\n", PQgetvalue(res, 0, 3));
+	char *pending = xstrdup(PQgetvalue(res, 0, 4));
+	char *last_run = PQgetisnull(res, 0, 5) ? NULL : xstrdup(PQgetvalue(res, 0, 5));
+	PQclear(res);
+	res = db_query(cli->db, "SELECT " ISO_UTC("finished_at") ", disposed, erased, bytes, " ISO_UTC("vacuumed_at")
+		       ", vacuum_error, " ISO_UTC("index_purged_at") " FROM disposal_runs WHERE finished_at IS NOT NULL "
+		       "AND disposed + erased > 0 ORDER BY id DESC LIMIT 1", 0, NULL, error_r);
+	if (res == NULL) {
+		free(pending);
+		free(last_run);
+		return -1;
+	}
+	if (PQntuples(res) == 0) {
+		if (last_run)
+			printf("last disposal: none yet (last run %s removed nothing)\n", last_run);
+		else
+			printf("last disposal: none yet\n");
+	} else {
+		printf("last disposal: %s, %s messages disposed of and %s erased (%.1f MB); bytes vacuumed from the "
+		       "tables: %s; removed from the index: %s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+		       PQgetvalue(res, 0, 2), atof(PQgetvalue(res, 0, 3)) / 1e6,
+		       PQgetisnull(res, 0, 4) ? "not yet" : PQgetvalue(res, 0, 4),
+		       PQgetisnull(res, 0, 6) ? "not yet" : PQgetvalue(res, 0, 6));
+		if (!PQgetisnull(res, 0, 5))
+			printf("  its VACUUM failed (%s): the bytes stay until autovacuum; see [retention] vacuum_conninfo\n",
+			       util_term(PQgetvalue(res, 0, 5)));
+	}
+	printf("index removals pending: %s\n", pending);
+	PQclear(res);
+	free(pending);
+	free(last_run);
+	return 0;
+}
+
 /* status: per account folders, messages, bytes, last success, last error and ingest errors; folders that
    failed, by name; accounts whose secret is not configured, with the section to add; the index. */
 int cmd_status(struct cli *cli, int argc, char **argv)
@@ -193,6 +245,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("; %s queued changes", PQgetvalue(res, 0, 3));
 	printf("\n");
 	PQclear(res);
+	if (status_retention(cli, &err) < 0)
+		return cli_error("status: %s", err);
 	/* what could not be archived; an error whose UID was archived later says so */
 	res = db_query(cli->db, "SELECT a.name, coalesce(f.name, '-'), e.uid, e.size, e.reason, " ISO_UTC("e.occurred_at")
 		       ", EXISTS (SELECT 1 FROM locations l WHERE l.folder_id = e.folder_id AND l.uidvalidity = e.uidvalidity "

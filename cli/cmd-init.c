@@ -124,6 +124,32 @@ static void init_legacy_officers(PGconn *db)
 	PQclear(res);
 }
 
+/* Copies [retention] min_age and release_grace into retention_settings, where the disposal functions read
+   them (no program passes its own); says so when they changed. */
+static int init_retention_settings(struct cli *cli, const char **error_r)
+{
+	char min_age[48], grace[48];
+	const char *p[] = { config_interval_text(cli->cfg->retention_min_age, min_age, sizeof(min_age)),
+			    config_interval_text(cli->cfg->retention_release_grace, grace, sizeof(grace)) };
+	/* compared as text: 1 year and 360 days are equal intervals to PostgreSQL, not to a reader */
+	PGresult *res = db_query(cli->db,
+		"UPDATE retention_settings s SET min_age = $1::interval, release_grace = $2::interval, changed_at = now() "
+		"FROM (SELECT min_age::text AS min_age, release_grace::text AS release_grace FROM retention_settings "
+		"WHERE id = 1) o WHERE s.id = 1 AND (s.min_age::text IS DISTINCT FROM $1::interval::text OR "
+		"s.release_grace::text IS DISTINCT FROM $2::interval::text) "
+		"RETURNING o.min_age, s.min_age::text, o.release_grace, s.release_grace::text", 2, p, error_r);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		if (strcmp(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)) != 0)
+			printf("retention min_age is now %s (was %s)\n", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+		if (strcmp(PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)) != 0)
+			printf("retention release_grace is now %s (was %s)\n", PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* Creates or migrates the schema. Idempotent: a second run applies nothing. */
 int cmd_init(struct cli *cli, int argc, char **argv)
 {
@@ -163,7 +189,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		current = m->version;
 	}
 	if (init_folder_names(db, &err) < 0 || db_exec(db, init_sql_take_ownership, 0, NULL, &err) < 0 ||
-	    db_commit(db, &err) < 0)
+	    init_retention_settings(cli, &err) < 0 || db_commit(db, &err) < 0)
 		goto fail;
 	if (patterns_changed)
 		init_warn_patterns(db);

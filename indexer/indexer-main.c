@@ -7,6 +7,7 @@
 #include "db.h"
 #include "doc-build.h"
 #include "index-layout.h"
+#include "indexer-coverage.h"
 #include "log.h"
 #include "mime-extract.h"
 #include "pg-array.h"
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FETCH_MAX_MESSAGES 1000
@@ -470,15 +472,19 @@ static int indexer_index_pending(struct indexer *ix, const char **error_r)
 	return indexer_commit(ix, error_r);
 }
 
-/* Applies the queue: removals (retention) go to Xapian; a re-index (a message seen in a new place,
-   queued in the same transaction as the place) makes the message pending again, so this pass indexes it
-   whole with every place it is known in. */
-static int indexer_drain_queue(struct indexer *ix, const char **error_r)
+/* Applies one read of the queue (at most 10000 changes): removals (retention) go to Xapian; a re-index
+   (a message seen in a new place, queued in the same transaction as the place) makes the message pending
+   again, so this pass indexes it whole with every place it is known in. *n_r: the changes read;
+   *deletes_r: how many were removals. */
+static int indexer_drain_queue_once(struct indexer *ix, int *n_r, size_t *deletes_r, const char **error_r)
 {
+	*n_r = 0;
+	*deletes_r = 0;
 	PGresult *res = db_query(ix->db, "SELECT id, serial, op FROM index_queue ORDER BY id LIMIT 10000", 0, NULL, error_r);
 	if (res == NULL)
 		return -1;
 	int n = PQntuples(res);
+	*n_r = n;
 	struct pg_array ids = PG_ARRAY_INIT, again = PG_ARRAY_INIT;
 	size_t deletes = 0;
 	int rc = 0;
@@ -498,6 +504,7 @@ static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 		pg_array_add_int(&ids, strtoll(PQgetvalue(res, i, 0), NULL, 10));
 	}
 	PQclear(res);
+	*deletes_r = deletes;
 	if (rc == 0 && n > 0) {
 		char *xerr = NULL;
 		for (size_t k = 0; k < ix->nshards && rc == 0 && deletes > 0; k++) {
@@ -522,6 +529,65 @@ static int indexer_drain_queue(struct indexer *ix, const char **error_r)
 	}
 	pg_array_free(&ids);
 	pg_array_free(&again);
+	return rc;
+}
+
+/* Commits every shard once more, with nothing but a time stamp changed: Xapian (glass) keeps the blocks of
+   the revision before the last commit for readers still on it, so the revision that held the removed
+   documents is dropped only by the commit after the one that removed them. */
+static int indexer_drop_old_revision(struct indexer *ix, const char **error_r)
+{
+	char stamp[32];
+	snprintf(stamp, sizeof(stamp), "%.0f", (double)time(NULL));
+	for (size_t k = 0; k < ix->nshards; k++) {
+		char *xerr = NULL;
+		if (xs_db_set_metadata(ix->xdbs[k], "mailvault.purged", stamp, &xerr) != XS_OK ||
+		    xs_db_commit(ix->xdbs[k], &xerr) != XS_OK) {
+			*error_r = db_error_set("cannot commit the index after removals", xerr);
+			free(xerr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Applies the whole queue, read after read, then records on every finished disposal run whose removals
+   were all in the queue when it was first read that they are gone from the index. */
+static int indexer_drain_queue(struct indexer *ix, const char **error_r)
+{
+	PGresult *res = db_query(ix->db, "SELECT now()", 0, NULL, error_r);
+	if (res == NULL)
+		return -1;
+	/* a run finished by then had committed every removal it queued before this first read */
+	char *read_at = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	int n;
+	size_t deletes, total_deletes = 0;
+	int rc = 0;
+	do {
+		if (indexer_drain_queue_once(ix, &n, &deletes, error_r) < 0) {
+			rc = -1;
+			break;
+		}
+		total_deletes += deletes;
+	} while (n == 10000 && !stop_requested);
+	if (rc == 0 && total_deletes > 0)
+		rc = indexer_drop_old_revision(ix, error_r);
+	/* only once the queue as it was at read_at is wholly applied */
+	if (rc == 0 && n < 10000) {
+		const char *p[] = { read_at };
+		res = db_query(ix->db, "UPDATE disposal_runs SET index_purged_at = now() WHERE finished_at IS NOT NULL "
+			       "AND index_purged_at IS NULL AND finished_at <= $1::timestamptz RETURNING id", 1, p, error_r);
+		if (res == NULL) {
+			rc = -1;
+		} else {
+			if (PQntuples(res) > 0)
+				log_info("the index no longer holds what %d disposal run%s removed", PQntuples(res),
+					 PQntuples(res) == 1 ? "" : "s");
+			PQclear(res);
+		}
+	}
+	free(read_at);
 	return rc;
 }
 
@@ -557,6 +623,9 @@ static int indexer_pass(struct indexer *ix, const char **error_r)
 	if (indexer_index_pending(ix, error_r) < 0)
 		return -1;
 	if (whole && !stop_requested && indexer_mark_format(ix, error_r) < 0)
+		return -1;
+	/* what the holds' and policies' queries cover, among what is now committed and marked indexed */
+	if (!stop_requested && indexer_coverage(ix->db, ix->cfg->index_path, error_r) < 0)
 		return -1;
 	uint64_t done = ix->total_indexed - before;
 	if (done > 0) {

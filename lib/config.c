@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum config_kind { CK_STRING, CK_UINT, CK_SIZE, CK_LOGLEVEL, CK_LOGTARGET };
+enum config_kind { CK_STRING, CK_UINT, CK_SIZE, CK_LOGLEVEL, CK_LOGTARGET, CK_DURATION };
 
 /* One known key: where it lives in struct config and how to read it. */
 struct config_key {
@@ -47,6 +47,12 @@ static const struct config_key config_keys[] = {
 	K("web", "workers", CK_UINT, web_workers, 1, 256),
 	K("web", "session_idle", CK_UINT, web_session_idle, 60, 7 * 86400),
 	K("web", "session_max", CK_UINT, web_session_max, 60, 30 * 86400),
+	K("retention", "min_age", CK_DURATION, retention_min_age, 0, 1000ULL * 365 * 86400),
+	K("retention", "release_grace", CK_DURATION, retention_release_grace, 0, 1000ULL * 365 * 86400),
+	K("retention", "batch", CK_UINT, retention_batch, 1, 10000),
+	K("retention", "batch_ms", CK_UINT, retention_batch_ms, 10, 600000),
+	K("retention", "interval", CK_UINT, retention_interval, 1, 7 * 86400),
+	K("retention", "vacuum_conninfo", CK_STRING, retention_vacuum_conninfo, 0, 0),
 };
 
 /* Trims white space at both ends, in place. */
@@ -80,6 +86,13 @@ static int config_set(struct config *cfg, const struct config_key *k, const char
 	case CK_SIZE:
 		if (util_parse_size(value, &v) < 0 || v < k->min || v > k->max) {
 			*why_r = "expects a size in range such as 512K, 16M or 1G";
+			return -1;
+		}
+		*(uint64_t *)base = v;
+		return 0;
+	case CK_DURATION:
+		if (util_parse_duration(value, &v) < 0 || v < k->min || v > k->max) {
+			*why_r = "expects a duration such as 0d, 12h, 7d, 30d or 1y (units s m h d w y)";
 			return -1;
 		}
 		*(uint64_t *)base = v;
@@ -171,6 +184,11 @@ struct config *config_load(const char *path, char **error_r)
 	cfg->web_workers = 8;
 	cfg->web_session_idle = 1800;
 	cfg->web_session_max = 12 * 3600;
+	cfg->retention_min_age = 7 * 86400;
+	cfg->retention_release_grace = 30 * 86400;
+	cfg->retention_batch = 500;
+	cfg->retention_batch_ms = 500;
+	cfg->retention_interval = 3600;
 
 	char line[8192], section[160] = "";
 	unsigned lineno = 0;
@@ -302,6 +320,7 @@ void config_free(struct config **cfg)
 	free(c->web_tls_cert);
 	free(c->web_tls_key);
 	free(c->web_trusted_proxies);
+	free(c->retention_vacuum_conninfo);
 	for (size_t i = 0; i < c->nsecrets; i++) {
 		free(c->secrets[i].name);
 		free(c->secrets[i].source);
@@ -311,6 +330,16 @@ void config_free(struct config **cfg)
 	free(c->secrets);
 	free(c);
 	*cfg = NULL;
+}
+
+/* Days when the duration is whole days (as an administrator wrote it), else seconds. */
+const char *config_interval_text(uint64_t seconds, char *buf, size_t size)
+{
+	if (seconds % 86400 == 0)
+		snprintf(buf, size, "%llu days", (unsigned long long)(seconds / 86400));
+	else
+		snprintf(buf, size, "%llu seconds", (unsigned long long)seconds);
+	return buf;
 }
 
 /* Picks the per-program conninfo when configured. */

@@ -59,6 +59,13 @@ struct config {
 	unsigned web_workers;      /* requests served at once (each with its own database connection and index) */
 	unsigned web_session_idle; /* seconds a browser session lives without use */
 	unsigned web_session_max;  /* seconds a browser session lives at most */
+	/* [retention]: mailvault-retention, and what `mailvault init` copies into retention_settings */
+	uint64_t retention_min_age;       /* seconds: no message is disposed of sooner after it was archived */
+	uint64_t retention_release_grace; /* seconds a released hold still keeps its messages */
+	unsigned retention_batch;         /* messages per disposal transaction (1..10000) */
+	unsigned retention_batch_ms;      /* milliseconds a disposal transaction may take at most */
+	unsigned retention_interval;      /* seconds between runs without --once */
+	char *retention_vacuum_conninfo;  /* a login that may VACUUM the archive's tables; NULL: conninfo */
 	/* [secret NAME] sections, in file order */
 	struct config_secret *secrets;
 	size_t nsecrets;
@@ -74,6 +81,8 @@ const struct config_secret *config_secret_find(const struct config *cfg, const c
 /* True if name may name an account or a secret: a letter or digit, then letters, digits and . _ @ + -,
    at most 128 characters. */
 bool config_name_valid(const char *name);
+/* A duration in seconds as a PostgreSQL interval literal ("7 days", "90 seconds"), in buf; returns buf. */
+const char *config_interval_text(uint64_t seconds, char *buf, size_t size);
 /* The conninfo a program should use: its own if set, else the shared one. */
 const char *config_conninfo_for(const struct config *cfg, const char *program);
 
