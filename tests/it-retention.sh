@@ -26,8 +26,8 @@ mk b@example.com "quokka photos" "Tue, 15 May 2001 11:00:00 +0000" quokka "to be
 mk c@example.com "from the past" "Thu, 01 Jan 1970 00:00:00 +0000" epoch "absurd date" >"$D/epoch.eml"
 maildir_add "$D" alice INBOX "$D/zanzibar.eml" "$D/quokka.eml" "$D/epoch.eml"
 mv_setup "$D"
-printf '[indexer]\nindex_path = %s/index\n' "$D" >>"$MV_CONF"
-mv_sql "UPDATE retention_settings SET min_age = '0'" >/dev/null  # TODO: [retention] min_age = 0d
+printf '[indexer]\nindex_path = %s/index\n[retention]\nmin_age = 0d\nrelease_grace = 30d\n' "$D" >>"$MV_CONF"
+mvcli init >/dev/null
 for u in alice bob carol dave; do
 	mvcli account add "$u" --host localhost --port "$DOVECOT_IMAPS_PORT" --user "$u" --secret "$(mv_pw "$D" "$u" "$u-pw")" >/dev/null
 done
