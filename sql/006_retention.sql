@@ -498,6 +498,8 @@ DECLARE
     v_prevs bytea[] := '{}';
     v_hashes bytea[] := '{}';
     v_hash bytea;
+    v_same bytea;
+    v_tag bytea := convert_to('mailvault-audit-2', 'UTF8');
 BEGIN
     IF coalesce(cardinality(p_targets), 0) = 0 THEN
         RETURN;
@@ -506,15 +508,17 @@ BEGIN
     SELECT seq, hash INTO v_seq, v_prev FROM public.audit_log ORDER BY seq DESC LIMIT 1;
     v_seq := coalesce(v_seq, 0);
     v_prev := coalesce(v_prev, '\x'::bytea);
+    -- the fields every row of the batch shares, as mailvault_audit_write hashes them
+    v_same := public.mailvault_audit_field(p_actor) || public.mailvault_audit_field(p_via)
+              || public.mailvault_audit_field(NULL) || public.mailvault_audit_field(v_by)
+              || public.mailvault_audit_field(p_action);
     FOR k IN 1 .. cardinality(p_targets) LOOP
         v_seq := v_seq + 1;
         v_at := clock_timestamp();
-        v_hash := sha256(v_prev || convert_to('mailvault-audit-2', 'UTF8')
+        v_hash := sha256(v_prev || v_tag
                   || public.mailvault_audit_field(v_seq::text)
                   || public.mailvault_audit_field(to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-                  || public.mailvault_audit_field(p_actor) || public.mailvault_audit_field(p_via)
-                  || public.mailvault_audit_field(NULL) || public.mailvault_audit_field(v_by)
-                  || public.mailvault_audit_field(p_action) || public.mailvault_audit_field(p_targets[k])
+                  || v_same || public.mailvault_audit_field(p_targets[k])
                   || public.mailvault_audit_field(p_details[k]::text));
         v_seqs := v_seqs || v_seq;
         v_ats := v_ats || v_at;
@@ -574,13 +578,26 @@ REVOKE ALL ON FUNCTION mailvault_dispose_set(bigint[], text, bigint[]) FROM PUBL
 -- for the disposal itself.
 CREATE FUNCTION mailvault_disposal_candidates(p_after bigint, p_limit integer)
     RETURNS TABLE (serial bigint, size bigint, policy text)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT m.serial, m.size, m.retain_policy FROM public.messages m, public.retention_settings s
-    WHERE m.serial > p_after AND m.retain_until <= now() AND m.ingested_at <= now() - s.min_age
-      AND m.indexed_at IS NOT NULL AND m.indexed_at <= (SELECT public.mailvault_coverage_horizon())
-      AND NOT public.mailvault_held(m.serial)
-    ORDER BY m.serial LIMIT p_limit
-$$;
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    r record;
+    n integer := 0;
+    v_horizon timestamptz := public.mailvault_coverage_horizon();
+    v_min_age interval;
+BEGIN
+    SELECT s.min_age INTO v_min_age FROM public.retention_settings s;
+    -- a cursor in serial order: holds are checked only until the batch is full
+    FOR r IN SELECT m.serial, m.size, m.retain_policy FROM public.messages m
+             WHERE m.serial > p_after AND m.retain_until <= now() AND m.ingested_at <= now() - v_min_age
+               AND m.indexed_at IS NOT NULL AND m.indexed_at <= v_horizon
+             ORDER BY m.serial LOOP
+        CONTINUE WHEN public.mailvault_held(r.serial);
+        serial := r.serial; size := r.size; policy := r.retain_policy;
+        RETURN NEXT;
+        n := n + 1;
+        EXIT WHEN n >= p_limit;
+    END LOOP;
+END $$;
 
 -- One batch of disposal: up to p_limit messages after serial p_after, in chunks of at most 100, until
 -- p_max_ms milliseconds have passed. The shared lock is taken before the candidates are chosen, so every
