@@ -5,7 +5,7 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS      := libpq openssl gmime-3.0 xapian-core libsodium json-c
+PKGS      := libpq openssl gmime-3.0 xapian-core libsodium json-c libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PG_INC     := $(shell pg_config --includedir 2>/dev/null)
@@ -102,8 +102,9 @@ $(BUILD)/mailvault-web: $(WEB_OBJ) $(LIBIDX) $(LIBMV)
 $(BUILD)/mailvault-cli: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the front end time-stamps audit anchors (lib/tsa.c): OpenSSL's TS API, libcurl for HTTPS
 $(BUILD)/mailvault: $(FRONT_OBJ) $(LIBMV)
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c libcurl openssl 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(build-essential pkg-config libssl-dev libpq-dev libgmime-3.0-dev libxapian-dev postgresql
 	postgresql-contrib dovecot-imapd isync notmuch openssl python3 python3-snowballstemmer xapian-tools xz-utils
-	ca-certificates procps time libmicrohttpd-dev libjson-c-dev libsodium-dev curl wrk)
+	ca-certificates procps time libmicrohttpd-dev libjson-c-dev libsodium-dev curl wrk libcurl4-openssl-dev)
 
 # missing_packages: prints the packages of the list that are not installed, one a line.
 missing_packages() {

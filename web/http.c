@@ -195,6 +195,8 @@ static enum MHD_Result web_route(struct request *r)
 		return post ? api_logout(r) : web_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST", 0);
 	if (api_retention_route(r, path, get, post, &reply) == 0)
 		return reply;
+	if (post && strcmp(path, "/audit/verify") == 0)
+		return api_audit_verify_anchors(r);
 	if (!get)
 		return web_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET", 0);
 	if (strcmp(path, "/me") == 0)
@@ -207,6 +209,8 @@ static enum MHD_Result web_route(struct request *r)
 		return api_audit_list(r);
 	if (strcmp(path, "/audit/verify") == 0)
 		return api_audit_verify(r);
+	if (strcmp(path, "/audit/head") == 0)
+		return api_audit_head(r);
 	if (strncmp(path, "/messages/", 10) == 0) {
 		uint64_t serial = 0, index = 0;
 		switch (web_message_route(path + 10, &serial, &index)) {

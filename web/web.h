@@ -136,6 +136,10 @@ enum MHD_Result api_message_raw(struct request *r, uint64_t serial);
 enum MHD_Result api_attachment(struct request *r, uint64_t serial, uint64_t index);
 enum MHD_Result api_audit_list(struct request *r);
 enum MHD_Result api_audit_verify(struct request *r);
+/* POST /api/v1/audit/verify {"anchors": [{"seq", "hash"[, "at"]}]}: the chain and each anchor judged. */
+enum MHD_Result api_audit_verify_anchors(struct request *r);
+/* GET /api/v1/audit/head: the last row's seq and hash, read before its "audit-anchor" row is written. */
+enum MHD_Result api_audit_head(struct request *r);
 
 /* Every message (up to max) the query matches in the officer's scope, in date order: their serials in
    *docids (freed by the caller). 0, or -1 after replying (a bad query, no index). Writes no audit row. */
