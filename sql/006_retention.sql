@@ -478,6 +478,9 @@ BEGIN
     RETURN OLD;
 END $$;
 DROP TRIGGER messages_no_delete ON messages;
+-- Disposal deletes a message while its places are still there, so that the check above sees every account
+-- the message is in; the places go right after, in the same transaction.
+ALTER TABLE locations ALTER CONSTRAINT locations_message_serial_fkey DEFERRABLE INITIALLY IMMEDIATE;
 CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete_message();
 
 -- The one deletion path, replacing the placeholder of 004.
@@ -564,10 +567,13 @@ BEGIN
         FROM public.messages m WHERE m.serial = ANY (v_serials);
     RETURN QUERY SELECT m.serial, m.size, CASE WHEN p_reason = 'retention' THEN m.retain_policy END
         FROM public.messages m WHERE m.serial = ANY (v_serials) ORDER BY m.serial;
-    DELETE FROM public.locations l WHERE l.message_serial = ANY (v_serials);
+    -- the messages first, while their places still say which accounts (and so which holds) they are in
+    SET CONSTRAINTS locations_message_serial_fkey DEFERRED;
     WITH gone AS (DELETE FROM public.messages m WHERE m.serial = ANY (v_serials) RETURNING m.sha256)
     DELETE FROM public.blobs b USING gone WHERE b.sha256 = gone.sha256
         AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.sha256 = gone.sha256);
+    DELETE FROM public.locations l WHERE l.message_serial = ANY (v_serials);
+    SET CONSTRAINTS locations_message_serial_fkey IMMEDIATE;
     INSERT INTO public.index_queue (serial, op) SELECT u, 'delete' FROM unnest(v_serials) u;
     PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_details);
 END $$;

@@ -115,7 +115,7 @@ for script in tests/it-*.sh; do
 done
 
 # The same programs built with ASan and UBSan, on the tests that feed them hostile input and failures.
-for n in ${MV_ASAN_IT:-it-ingest it-tls it-search it-quirks it-integrity it-web it-anchor}; do
+for n in ${MV_ASAN_IT:-it-ingest it-tls it-search it-quirks it-integrity it-web it-anchor it-retention it-retention-prog}; do
 	selected "asan/$n" || continue
 	[ -f "tests/$n.sh" ] || continue
 	run_one "asan/$n" "$logdir/asan-$n.log" env MV_BUILD="$root/build-asan" bash "tests/$n.sh"

@@ -521,8 +521,10 @@ static enum MHD_Result policy_write(struct request *r, const char *existing)
 	json_object_object_add(d, "accounts", names);
 	json_object_object_add(d, "folders", folders ? json_text(folders) : NULL);
 	json_object_object_add(d, "query", query ? json_text(query) : NULL);
+	/* name may point into the body: the body goes last */
+	enum MHD_Result ret = policy_finish(r, existing ? "policy-set" : "policy-add", name, d, confirm);
 	json_object_put(b);
-	return policy_finish(r, existing ? "policy-set" : "policy-add", name, d, confirm);
+	return ret;
 }
 
 static enum MHD_Result policy_lock_or_remove(struct request *r, const char *name, bool lock)
@@ -819,11 +821,13 @@ static enum MHD_Result hold_add(struct request *r)
 	json_object_object_add(d, "from", from ? json_object_new_string(from) : NULL);
 	json_object_object_add(d, "to", to ? json_object_new_string(to) : NULL);
 	json_object_object_add(d, "query", query ? json_text(query) : NULL);
-	json_object_put(b);
-	if (rt_audit(r, "hold-add", name, d, &reply) < 0 || rt_commit(r, &reply) < 0)
+	if (rt_audit(r, "hold-add", name, d, &reply) < 0 || rt_commit(r, &reply) < 0) {
+		json_object_put(b);
 		return reply;
+	}
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "hold", json_object_new_string(name));
+	json_object_put(b);
 	return web_reply_json(r, MHD_HTTP_OK, o);
 }
 
