@@ -86,7 +86,7 @@ static int status_retention(struct cli *cli, const char **error_r)
 		"SELECT (SELECT count(*) FROM policies), (SELECT count(*) FROM holds WHERE released_at IS NULL), "
 		"(SELECT count(*) FROM holds h, retention_settings s WHERE h.released_at IS NOT NULL "
 		" AND h.released_at + s.release_grace > now()), "
-		"(SELECT count(*) FROM messages m WHERE m.retain_until <= now() AND mailvault_held(m.serial)), "
+		"(SELECT count(*) FROM mailvault_held_among(ARRAY(SELECT m.serial FROM messages m WHERE m.retain_until <= now()))), "
 		"(SELECT count(*) FROM index_queue WHERE op = 'delete'), "
 		"(SELECT " ISO_UTC("max(finished_at)") " FROM disposal_runs)", 0, NULL, error_r);
 	if (res == NULL)

@@ -158,7 +158,7 @@ int retention_run(const struct config *cfg, PGconn *db, struct retention_totals 
 		rc = -1;
 	}
 	uint64_t kept = 0;
-	res = db_query(db, "SELECT count(*) FROM messages m WHERE m.retain_until <= now() AND mailvault_held(m.serial)", 0,
+	res = db_query(db, "SELECT count(*) FROM mailvault_held_among(ARRAY(SELECT m.serial FROM messages m WHERE m.retain_until <= now()))", 0,
 		       NULL, &err);
 	if (res != NULL) {
 		kept = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

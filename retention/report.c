@@ -14,8 +14,12 @@
    pending: messages still in the archive), requests (approved requests with pending messages). */
 static const char report_sql[] =
 	"WITH c AS MATERIALIZED (SELECT serial, size, policy FROM mailvault_disposal_candidates(0, 2147483647)), "
-	"e AS MATERIALIZED (SELECT m.serial, m.size, mailvault_holds_of(m.serial) AS holds FROM messages m "
+	"e AS MATERIALIZED (SELECT m.serial, m.size, m.date, m.ingested_at, m.indexed_at FROM messages m "
 	"                   WHERE m.retain_until <= now()), "
+	/* the holds of every expired message in one statement */
+	"eh AS MATERIALIZED (SELECT h.serial, h.hold FROM (SELECT array_agg(serial) s, array_agg(date) d, "
+	"                    array_agg(ingested_at) g, array_agg(indexed_at) x FROM e) a, "
+	"                    mailvault_holds_covering(a.s, a.d, a.g, a.x) h), "
 	"ea AS (SELECT c.size, a.name FROM c CROSS JOIN LATERAL (SELECT DISTINCT f.account_id FROM locations l "
 	"       JOIN folders f ON f.id = l.folder_id WHERE l.message_serial = c.serial) x JOIN accounts a ON a.id = x.account_id), "
 	"er AS (SELECT DISTINCT i.request_id, i.serial, m.size FROM erasure_items i JOIN erasure_requests q ON q.id = i.request_id "
@@ -27,8 +31,8 @@ static const char report_sql[] =
 	"          (SELECT DISTINCT serial, size FROM er) s "
 	"UNION ALL SELECT 4, 'requests', NULL, count(DISTINCT request_id), 0 FROM er "
 	"UNION ALL SELECT 5, 'expired', NULL, count(*), coalesce(sum(size), 0) FROM e "
-	"UNION ALL SELECT 6, 'held', NULL, count(*), coalesce(sum(size), 0) FROM e WHERE cardinality(holds) > 0 "
-	"UNION ALL SELECT 7, 'hold', h, count(*), sum(size) FROM e CROSS JOIN LATERAL unnest(e.holds) h GROUP BY h "
+	"UNION ALL SELECT 6, 'held', NULL, count(*), coalesce(sum(size), 0) FROM e WHERE serial IN (SELECT serial FROM eh) "
+	"UNION ALL SELECT 7, 'hold', eh.hold, count(*), sum(e.size) FROM eh JOIN e ON e.serial = eh.serial GROUP BY eh.hold "
 	"ORDER BY 1, 3";
 
 /* A figure of the report. */

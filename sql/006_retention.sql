@@ -80,7 +80,7 @@ CREATE INDEX holds_matter ON holds (matter_id);
 -- What a query of a hold or policy covers, recorded per message by the indexer once the message is indexed.
 CREATE TABLE hold_coverage (
     hold_id         bigint NOT NULL REFERENCES holds(id),
-    serial          bigint NOT NULL REFERENCES messages(serial) ON DELETE CASCADE,
+    serial          bigint NOT NULL REFERENCES messages(serial) DEFERRABLE INITIALLY IMMEDIATE,
     PRIMARY KEY (hold_id, serial)
 );
 CREATE TABLE policy_coverage (
@@ -133,8 +133,10 @@ CREATE INDEX messages_retain_until ON messages (retain_until) WHERE retain_until
 
 -- The date a message's retention counts from: its Date, or its earliest INTERNALDATE (else when it was
 -- archived) where the Date is missing, before 1980 or more than a day after the message was archived.
+-- The functions of this group have no SET clause so that the planner inlines them into the statements
+-- that use them (set-based, no call per message); every name in them is qualified.
 CREATE FUNCTION mailvault_base_date(p_serial bigint, p_date timestamptz, p_ingested timestamptz) RETURNS timestamptz
-    LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN p_date IS NOT NULL AND p_date >= timestamptz '1980-01-01 00:00:00+00'
                      AND p_date <= p_ingested + interval '1 day' THEN p_date
                 ELSE coalesce((SELECT min(l.internaldate) FROM public.locations l WHERE l.message_serial = p_serial),
@@ -154,56 +156,70 @@ CREATE FUNCTION mailvault_coverage_horizon() RETURNS timestamptz
         SELECT covered_through FROM public.policies WHERE query IS NOT NULL) q
 $$;
 
--- True if a hold covers the message now: an active hold, or one released less than release_grace ago,
--- whose accounts, dates and query take it in. A query hold covers every message its query has not yet
--- been evaluated on.
-CREATE FUNCTION mailvault_held(p_serial bigint) RETURNS boolean
+-- The one statement of what a hold covers, for a set of messages at once (given by their columns, so that
+-- it also judges rows being deleted): the holds in force (active, or released less than release_grace
+-- ago), or with p_hold just that hold whatever its state, whose accounts, range of dates and query take each
+-- message in. A message its query has not yet been evaluated on counts as covered.
+CREATE FUNCTION mailvault_holds_covering(p_serials bigint[], p_dates timestamptz[], p_ingested timestamptz[],
+                                         p_indexed timestamptz[], p_hold bigint DEFAULT NULL,
+                                         p_more_serials bigint[] DEFAULT '{}', p_more_accounts integer[] DEFAULT '{}')
+    RETURNS TABLE (serial bigint, hold_id bigint, hold text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM public.messages m, public.holds h, public.retention_settings s
-        WHERE m.serial = p_serial
-          AND (h.released_at IS NULL OR h.released_at + s.release_grace > now())
-          AND (h.all_accounts OR EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                                         WHERE l.message_serial = m.serial AND f.account_id = ANY (h.account_ids)))
-          AND (h.date_from IS NULL AND h.date_to IS NULL
-               OR (h.date_from IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) >= h.date_from)
-                  AND (h.date_to IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) < h.date_to))
-          AND (h.query IS NULL OR h.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > h.covered_through
-               OR EXISTS (SELECT 1 FROM public.hold_coverage c WHERE c.hold_id = h.id AND c.serial = m.serial)))
-$$;
-
--- The holds that cover a message now, by name (for refusals that say why).
-CREATE FUNCTION mailvault_holds_of(p_serial bigint) RETURNS text[]
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT coalesce(array_agg(h.name ORDER BY h.name), '{}') FROM public.messages m, public.holds h, public.retention_settings s
-    WHERE m.serial = p_serial
-      AND (h.released_at IS NULL OR h.released_at + s.release_grace > now())
-      AND (h.all_accounts OR EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                                     WHERE l.message_serial = m.serial AND f.account_id = ANY (h.account_ids)))
+    -- the accounts and recorded query coverage of just these messages, so that every test below is a
+    -- look-up in a few rows, whatever the size of the archive (p_more_*: places being deleted, which the
+    -- table no longer shows)
+    WITH m AS (SELECT * FROM unnest(p_serials, p_dates, p_ingested, p_indexed) AS u(serial, date, ingested_at, indexed_at)),
+    acct AS MATERIALIZED (SELECT l.message_serial, f.account_id FROM public.locations l
+                          JOIN public.folders f ON f.id = l.folder_id WHERE l.message_serial = ANY (p_serials)
+                          UNION SELECT * FROM unnest(p_more_serials, p_more_accounts)),
+    cov AS MATERIALIZED (SELECT c.hold_id, c.serial FROM public.hold_coverage c WHERE c.serial = ANY (p_serials)),
+    h AS MATERIALIZED (SELECT h.* FROM public.holds h, public.retention_settings s
+                       WHERE CASE WHEN p_hold IS NULL THEN h.released_at IS NULL OR h.released_at + s.release_grace > now()
+                                  ELSE h.id = p_hold END)
+    -- (uncorrelated IN lists: hashed once, not scanned per message)
+    SELECT m.serial, h.id, h.name FROM m, h
+    WHERE (h.all_accounts OR (m.serial, h.id) IN (SELECT a.message_serial, hh.id FROM acct a JOIN h hh
+                                                  ON a.account_id = ANY (hh.account_ids)))
       AND (h.date_from IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) >= h.date_from)
       AND (h.date_to IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) < h.date_to)
       AND (h.query IS NULL OR h.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > h.covered_through
-           OR EXISTS (SELECT 1 FROM public.hold_coverage c WHERE c.hold_id = h.id AND c.serial = m.serial))
+           OR (h.id, m.serial) IN (SELECT cov.hold_id, cov.serial FROM cov))
 $$;
 
--- True if hold h's scope takes the message in (whether or not the hold is still active): what `hold show`
--- counts. No SET clause, so the planner can inline it; every name is qualified.
-CREATE FUNCTION mailvault_hold_covers(h public.holds, p_serial bigint) RETURNS boolean
-    LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM public.messages m
-        WHERE m.serial = p_serial
-          AND (h.all_accounts OR EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                                         WHERE l.message_serial = m.serial AND f.account_id = ANY (h.account_ids)))
-          AND (h.date_from IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) >= h.date_from)
-          AND (h.date_to IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) < h.date_to)
-          AND (h.query IS NULL OR h.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > h.covered_through
-               OR EXISTS (SELECT 1 FROM public.hold_coverage c WHERE c.hold_id = h.id AND c.serial = m.serial)))
+-- True if hold h's scope takes message m in, whatever the hold's state: what `hold show` counts.
+CREATE FUNCTION mailvault_hold_scope(h public.holds, m public.messages) RETURNS boolean
+    LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM public.mailvault_holds_covering(ARRAY[m.serial], ARRAY[m.date], ARRAY[m.ingested_at],
+                                                                 ARRAY[m.indexed_at], h.id))
+$$;
+
+-- Of the given messages, those a hold in force covers (one statement for a whole batch).
+CREATE FUNCTION mailvault_held_among(p_serials bigint[]) RETURNS SETOF bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT DISTINCT c.serial FROM (SELECT array_agg(m.serial) AS s, array_agg(m.date) AS d, array_agg(m.ingested_at) AS g,
+                                          array_agg(m.indexed_at) AS x
+                                   FROM public.messages m WHERE m.serial = ANY (p_serials)) a,
+                                  public.mailvault_holds_covering(a.s, a.d, a.g, a.x) c
+$$;
+
+-- True if a hold in force covers the message.
+CREATE FUNCTION mailvault_held(p_serial bigint) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM public.mailvault_held_among(ARRAY[p_serial]))
+$$;
+
+-- The holds in force that cover a message, by name (for refusals that say why).
+CREATE FUNCTION mailvault_holds_of(p_serial bigint) RETURNS text[]
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT coalesce(array_agg(c.hold ORDER BY c.hold), '{}')
+    FROM public.messages m, public.mailvault_holds_covering(ARRAY[m.serial], ARRAY[m.date], ARRAY[m.ingested_at],
+                                                            ARRAY[m.indexed_at]) c
+    WHERE m.serial = p_serial
 $$;
 
 -- True if policy p covers the message (its accounts, folders and, for a query, the recorded coverage).
 CREATE FUNCTION mailvault_policy_covers(p public.policies, p_serial bigint) RETURNS boolean
-    LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
                    WHERE l.message_serial = p_serial AND (p.all_accounts OR f.account_id = ANY (p.account_ids))
                      AND (p.folder_regex IS NULL OR f.name ~ p.folder_regex))
@@ -463,7 +479,9 @@ BEGIN
 END $$;
 REVOKE UPDATE (retain_until) ON messages FROM mailvault_retention;
 
--- A held message cannot be deleted by anyone, the disposal function included.
+-- A held message cannot be deleted by anyone, the disposal function included: whatever deleted rows from
+-- messages, at the end of the statement, none of them may be one a hold covers (judged from the deleted
+-- rows, the places and the recorded query coverage, which the disposal removes only afterwards).
 CREATE FUNCTION mailvault_guard_delete_message() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
@@ -471,17 +489,53 @@ BEGIN
         RAISE EXCEPTION 'mailvault: DELETE on messages is refused: archived content leaves only through retention disposal'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF public.mailvault_held(OLD.serial) THEN
-        RAISE EXCEPTION 'mailvault: message % is under a legal hold and cannot be deleted', OLD.serial
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
     RETURN OLD;
 END $$;
+CREATE FUNCTION mailvault_refuse_held_delete() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_serial bigint;
+BEGIN
+    SELECT c.serial INTO v_serial FROM (SELECT array_agg(g.serial) AS s, array_agg(g.date) AS d,
+                                               array_agg(g.ingested_at) AS i, array_agg(g.indexed_at) AS x FROM gone g) a,
+                                       public.mailvault_holds_covering(a.s, a.d, a.i, a.x) c LIMIT 1;
+    IF v_serial IS NOT NULL THEN
+        RAISE EXCEPTION 'mailvault: message % is under a legal hold and cannot be deleted', v_serial
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION mailvault_refuse_held_delete() FROM PUBLIC;
 DROP TRIGGER messages_no_delete ON messages;
--- Disposal deletes a message while its places are still there, so that the check above sees every account
--- the message is in; the places go right after, in the same transaction.
-ALTER TABLE locations ALTER CONSTRAINT locations_message_serial_fkey DEFERRABLE INITIALLY IMMEDIATE;
 CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION mailvault_guard_delete_message();
+CREATE TRIGGER messages_no_held_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_refuse_held_delete();
+-- Nor can a held message lose its places first (which would hide the accounts its holds are on): places
+-- go only after their message.
+CREATE FUNCTION mailvault_refuse_held_places_delete() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_serial bigint;
+BEGIN
+    SELECT c.serial INTO v_serial
+    FROM (SELECT array_agg(m.serial) AS s, array_agg(m.date) AS d, array_agg(m.ingested_at) AS i, array_agg(m.indexed_at) AS x
+          FROM public.messages m WHERE m.serial IN (SELECT g.message_serial FROM gone g)) a,
+         (SELECT array_agg(g.message_serial) AS s, array_agg(f.account_id) AS acc
+          FROM gone g JOIN public.folders f ON f.id = g.folder_id) p,
+         public.mailvault_holds_covering(a.s, a.d, a.i, a.x, NULL, p.s, p.acc) c
+    WHERE a.s IS NOT NULL LIMIT 1;
+    IF v_serial IS NOT NULL THEN
+        RAISE EXCEPTION 'mailvault: message % is under a legal hold and cannot be deleted', v_serial
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION mailvault_refuse_held_places_delete() FROM PUBLIC;
+CREATE TRIGGER locations_no_held_delete AFTER DELETE ON locations REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION mailvault_refuse_held_places_delete();
+-- Disposal deletes messages while their places and recorded coverage are still there, so that the check
+-- above sees every account and query that covers them; those rows go right after, in the same transaction.
+ALTER TABLE locations ALTER CONSTRAINT locations_message_serial_fkey DEFERRABLE INITIALLY IMMEDIATE;
 
 -- The one deletion path, replacing the placeholder of 004.
 DROP FUNCTION mailvault_dispose(bigint, text);
@@ -568,12 +622,13 @@ BEGIN
     RETURN QUERY SELECT m.serial, m.size, CASE WHEN p_reason = 'retention' THEN m.retain_policy END
         FROM public.messages m WHERE m.serial = ANY (v_serials) ORDER BY m.serial;
     -- the messages first, while their places still say which accounts (and so which holds) they are in
-    SET CONSTRAINTS locations_message_serial_fkey DEFERRED;
+    SET CONSTRAINTS locations_message_serial_fkey, hold_coverage_serial_fkey DEFERRED;
     WITH gone AS (DELETE FROM public.messages m WHERE m.serial = ANY (v_serials) RETURNING m.sha256)
     DELETE FROM public.blobs b USING gone WHERE b.sha256 = gone.sha256
         AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.sha256 = gone.sha256);
     DELETE FROM public.locations l WHERE l.message_serial = ANY (v_serials);
-    SET CONSTRAINTS locations_message_serial_fkey IMMEDIATE;
+    DELETE FROM public.hold_coverage c WHERE c.serial = ANY (v_serials);
+    SET CONSTRAINTS locations_message_serial_fkey, hold_coverage_serial_fkey IMMEDIATE;
     INSERT INTO public.index_queue (serial, op) SELECT u, 'delete' FROM unnest(v_serials) u;
     PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_details);
 END $$;
@@ -586,21 +641,37 @@ CREATE FUNCTION mailvault_disposal_candidates(p_after bigint, p_limit integer)
     RETURNS TABLE (serial bigint, size bigint, policy text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    r record;
-    n integer := 0;
+    v_after bigint := p_after;
+    v_last bigint;
+    v_chunk bigint[];
+    v_dates timestamptz[];
+    v_ingested timestamptz[];
+    v_indexed timestamptz[];
+    v_got bigint;
+    n bigint := 0;
     v_horizon timestamptz := public.mailvault_coverage_horizon();
     v_min_age interval;
 BEGIN
     SELECT s.min_age INTO v_min_age FROM public.retention_settings s;
-    -- a cursor in serial order: holds are checked only until the batch is full
-    FOR r IN SELECT m.serial, m.size, m.retain_policy FROM public.messages m
-             WHERE m.serial > p_after AND m.retain_until <= now() AND m.ingested_at <= now() - v_min_age
-               AND m.indexed_at IS NOT NULL AND m.indexed_at <= v_horizon
-             ORDER BY m.serial LOOP
-        CONTINUE WHEN public.mailvault_held(r.serial);
-        serial := r.serial; size := r.size; policy := r.retain_policy;
-        RETURN NEXT;
-        n := n + 1;
+    SELECT max(m.serial) INTO v_last FROM public.messages m;
+    -- windows of serials (the primary key's order, whatever the statistics say about retain_until), the
+    -- holds checked for a whole window's expired messages at once, until the batch is full
+    WHILE v_after < v_last LOOP
+        SELECT array_agg(m.serial ORDER BY m.serial), array_agg(m.date ORDER BY m.serial),
+               array_agg(m.ingested_at ORDER BY m.serial), array_agg(m.indexed_at ORDER BY m.serial)
+            INTO v_chunk, v_dates, v_ingested, v_indexed
+            FROM public.messages m
+            WHERE m.serial > v_after AND m.serial <= v_after + 2000
+              AND m.retain_until <= now() AND m.ingested_at <= now() - v_min_age
+              AND m.indexed_at IS NOT NULL AND m.indexed_at <= v_horizon;
+        v_after := v_after + 2000;
+        CONTINUE WHEN v_chunk IS NULL;
+        RETURN QUERY SELECT m.serial, m.size, m.retain_policy FROM public.messages m
+            WHERE m.serial = ANY (v_chunk)
+              AND m.serial NOT IN (SELECT c.serial FROM public.mailvault_holds_covering(v_chunk, v_dates, v_ingested, v_indexed) c)
+            ORDER BY m.serial LIMIT p_limit - n;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        n := n + v_got;
         EXIT WHEN n >= p_limit;
     END LOOP;
 END $$;
@@ -803,7 +874,8 @@ GRANT SELECT ON policies, matters, holds, hold_coverage, policy_coverage, retent
 GRANT INSERT (started_at), UPDATE (finished_at, disposed, erased, bytes, vacuumed_at, vacuum_error) ON disposal_runs
     TO mailvault_retention;
 GRANT USAGE ON SEQUENCE disposal_runs_id_seq TO mailvault_retention;
-GRANT EXECUTE ON FUNCTION mailvault_held(bigint), mailvault_holds_of(bigint), mailvault_locked_policies_of(bigint)
+GRANT EXECUTE ON FUNCTION mailvault_held(bigint), mailvault_held_among(bigint[]), mailvault_holds_of(bigint), mailvault_locked_policies_of(bigint),
+    mailvault_holds_covering(bigint[], timestamptz[], timestamptz[], timestamptz[], bigint, bigint[], integer[])
     TO mailvault_retention, mailvault_web;
 
 -- The service: officers' actions on policies, matters and holds (who may do what is its decision, by role;
@@ -818,5 +890,5 @@ GRANT INSERT (name, matter_id, reason, all_accounts, account_ids, date_from, dat
       UPDATE (released_by, released_at, release_reason) ON holds TO mailvault_web;
 GRANT USAGE ON SEQUENCE policies_id_seq, matters_id_seq, holds_id_seq TO mailvault_web;
 GRANT SELECT (retain_until, retain_policy) ON messages TO mailvault_web;
-GRANT EXECUTE ON FUNCTION mailvault_hold_covers(holds, bigint), mailvault_policy_covers(policies, bigint),
+GRANT EXECUTE ON FUNCTION mailvault_hold_scope(holds, messages), mailvault_policy_covers(policies, bigint),
     mailvault_base_date(bigint, timestamptz, timestamptz) TO mailvault_web;

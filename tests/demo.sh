@@ -44,6 +44,7 @@ cat >"$D/mailvault.conf" <<CONF
 conninfo = $MV_CONNINFO
 ingest_conninfo = $MV_CONNINFO user=demo_poller
 web_conninfo = $MV_CONNINFO user=demo_web
+retention_conninfo = $MV_CONNINFO user=demo_retention
 [web]
 listen = 127.0.0.1:$web_port
 socket = $D/web.sock
@@ -54,6 +55,9 @@ log_level = info
 ca_file = $MV_CA_FILE
 [indexer]
 index_path = $D/index
+[retention]
+# the demo's mail was archived a minute ago: no floor, so that you see it go (the default is 7d)
+min_age = 0d
 CONF
 mv() { "$build/mailvault" -c "$D/mailvault.conf" "$@"; }
 echo
@@ -61,7 +65,8 @@ echo "== mailvault init"
 mv init
 # the poller logs in as its own role, which may insert but never change or delete; the officers' service
 # as its own, which reads content only under row-level security for the officer it names
-pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest; CREATE ROLE demo_web LOGIN IN ROLE mailvault_web" >/dev/null
+pg_psql "CREATE ROLE demo_poller LOGIN IN ROLE mailvault_ingest; CREATE ROLE demo_web LOGIN IN ROLE mailvault_web;
+         CREATE ROLE demo_retention LOGIN IN ROLE mailvault_retention" >/dev/null
 echo
 echo "== officers are people, not database logins: you, as an officer with the admin role, by your Unix user"
 mv officer add admin --all --role admin --unix-user "$(id -un)"
@@ -142,6 +147,53 @@ psql -X -q "$MV_CONNINFO user=demo_poller" -c "INSERT INTO blobs (sha256, size, 
 echo
 echo "== mailvault verify: every stored message hashed again (the weekly integrity sweep)"
 mv verify
+echo
+echo "== retention: policies are the admin role's, set through mailvault-web; the database computes every date"
+echo "\$ mailvault policy add enron-7y --keep 7y --all"
+mv policy add enron-7y --keep 7y --all || true
+echo "\$ mailvault policy add enron-7y --keep 7y --all --confirm"
+mv policy add enron-7y --keep 7y --all --confirm
+echo "\$ mailvault policy add legal-forever --keep forever --accounts legal-shared; mailvault policy lock legal-forever"
+mv policy add legal-forever --keep forever --accounts legal-shared
+mv policy lock legal-forever
+echo "\$ mailvault policy set legal-forever --keep 7y --confirm      (a locked policy only grows)"
+mv policy set legal-forever --keep 7y --confirm || true
+mv policy list
+echo
+echo "== a matter and its legal holds (role legal or admin): by account, and by query"
+mv matter add sec-2001 --description "SEC inquiry into 2001 disclosures"
+mv hold add lay-custodian --matter sec-2001 --reason "Kenneth Lay is a custodian" --accounts ken.lay
+mv hold add california --matter sec-2001 --reason "California energy crisis" --all --query 'subject:california'
+echo "   (the indexer records which messages each hold's query covers; until it has, nothing it could cover goes)"
+"$build/mailvault-indexer" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'coverage|error' || true
+mv hold list
+echo "\$ mailvault hold show california --limit 3"
+mv hold show california --limit 3
+echo
+echo "== mailvault-retention --dry-run: what would go now, per policy and per account, and what holds keep"
+"$build/mailvault-retention" -c "$D/mailvault.conf" --once --dry-run 2>&1 | grep -v warn
+echo
+echo "== mailvault-retention --once: disposal, batch by batch, each with its proofs in the audit chain"
+"$build/mailvault-retention" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'disposed|vacuum|error'
+echo "\$ mailvault audit list --action dispose | head -2   (the proof outlives the message)"
+mv audit list --action dispose | head -2 | cut -c1-400
+"$build/mailvault-indexer" -c "$D/mailvault.conf" --once 2>&1 | grep -E 'applied|no longer holds|error' || true
+mv status | grep -E '^(retention|last disposal|index removals)'
+echo "\$ mailvault search --count 'subject:california'   (held: still there)"
+mv search --count 'subject:california'
+echo "\$ mailvault search --count 'from:@enron.com'"
+mv search --count 'from:@enron.com'
+echo
+echo "== the audit chain's head, anchored outside the database (a file here; add --tsa URL for an RFC 3161 time stamp)"
+mv audit anchor --file "$D/audit-anchors"
+mv audit verify --anchor "$D/audit-anchors"
+echo "   the superuser now removes the newest audit rows, triggers disabled (what no officer or program can do):"
+pg_psql "ALTER TABLE audit_log DISABLE TRIGGER USER; DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 3 FROM audit_log);
+         ALTER TABLE audit_log ENABLE TRIGGER USER" >/dev/null
+echo "\$ mailvault audit verify                     (the chain alone cannot see a removed tail)"
+mv audit verify || true
+echo "\$ mailvault audit verify --anchor var/demo/audit-anchors"
+mv audit verify --anchor "$D/audit-anchors" || true
 kill "$web_pid" && wait "$web_pid" 2>/dev/null
 web_pid=
 dovecot_stop "$D"

@@ -146,7 +146,12 @@ t_register_pid "$pid"
 wait_proofs $((n + 60))
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
-sleep 1 # the server notices the client is gone and rolls back the batch in hand
+# the batch in hand ends on the server as it would have (committed, or rolled back when the server finds the
+# client gone): wait until no disposal statement is running before counting
+for _ in $(seq 300); do
+	[ "$(mv_sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%mailvault_dispose_batch%' AND pid <> pg_backend_pid()")" = 0 ] && break
+	sleep 0.1
+done
 n=$(mv_sql "SELECT count(*) FROM audit_log WHERE action = 'dispose'")
 t_ok "kill -9 in the middle: some went, not all" test "$n" -gt 78 -a "$n" -lt 418
 t_eq "every message is either whole or gone with its proof" "450" \

@@ -176,10 +176,21 @@ t_eq "the index holds exactly the messages left" "$(mv_sql "SELECT count(*) FROM
 # --- a held message cannot be deleted, by any role, by any path ---
 t_denied "not by retention's role with a direct DELETE" "permission denied for table messages" \
 	as_role mailvault_retention "DELETE FROM messages WHERE serial = $ZAN"
-mv_sql "CREATE FUNCTION probe_delete(bigint) RETURNS void LANGUAGE sql SECURITY DEFINER SET mailvault.disposing = 'on'
-        AS \$\$ DELETE FROM messages WHERE serial = \$1 \$\$; ALTER FUNCTION probe_delete(bigint) OWNER TO mailvault_owner" >/dev/null
-t_denied "not even by a function of the owner on the disposal path" "is under a legal hold" mv_sql "SELECT probe_delete($ZAN)"
-mv_sql "DROP FUNCTION probe_delete(bigint)" >/dev/null
+# functions of the owner on the disposal path, as the disposal deletes (the message, then its places) and
+# the other way round
+mv_sql "CREATE FUNCTION probe_delete(bigint) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET mailvault.disposing = 'on'
+        AS \$\$ BEGIN SET CONSTRAINTS ALL DEFERRED; DELETE FROM messages WHERE serial = \$1;
+                     DELETE FROM locations WHERE message_serial = \$1; DELETE FROM hold_coverage WHERE serial = \$1; END \$\$;
+        ALTER FUNCTION probe_delete(bigint) OWNER TO mailvault_owner;
+        CREATE FUNCTION probe_delete_places_first(bigint) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET mailvault.disposing = 'on'
+        AS \$\$ BEGIN DELETE FROM locations WHERE message_serial = \$1; DELETE FROM messages WHERE serial = \$1; END \$\$;
+        ALTER FUNCTION probe_delete_places_first(bigint) OWNER TO mailvault_owner" >/dev/null
+BOB1=$(acct_serials bob | head -1)
+t_denied "not even by a function of the owner on the disposal path (a query hold)" "message $ZAN is under a legal hold" \
+	mv_sql "SELECT probe_delete($ZAN)"
+t_denied "nor an account hold" "message $BOB1 is under a legal hold" mv_sql "SELECT probe_delete($BOB1)"
+t_denied "nor by taking the places away first" "message $BOB1 is under a legal hold" mv_sql "SELECT probe_delete_places_first($BOB1)"
+mv_sql "DROP FUNCTION probe_delete(bigint); DROP FUNCTION probe_delete_places_first(bigint)" >/dev/null
 
 # --- release, grace, and the min_age floor ---
 t_ok "dave's hold is released" as mvo_legal hold release hold-dave --reason "custodian cleared"
@@ -206,5 +217,6 @@ t_eq "and its holds stay on record" 4 "$(mv_sql "SELECT count(*) FROM holds WHER
 if [ -n "${MV_ASAN_LOG:-}" ]; then
 	mv_web_stop
 	t_eq "no sanitizer report from any process" "" "$(ls "$MV_ASAN_LOG".* 2>/dev/null)"
+	cat "$MV_ASAN_LOG".* 2>/dev/null | head -60
 fi
 t_done it-retention

@@ -369,8 +369,9 @@ static enum MHD_Result policy_show(struct request *r, const char *name)
 		web_end(r, false);
 		return web_reply_error(r, MHD_HTTP_NOT_FOUND, "no such policy", 0);
 	}
-	json_object *o = json_object_array_get_idx(rt_rows(res), 0);
-	json_object_get(o);
+	json_object *rows = rt_rows(res);
+	json_object *o = json_object_get(json_object_array_get_idx(rows, 0));
+	json_object_put(rows);
 	PQclear(res);
 	/* what it covers now, among the messages this officer sees */
 	res = rt_sql(r, "SELECT count(*) AS covered, coalesce(sum(m.size), 0)::bigint AS bytes, "
@@ -724,7 +725,7 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 	PQclear(res);
 	/* what it covers now, among the messages this officer sees */
 	res = rt_sql(r, "WITH c AS (SELECT m.serial, m.size, m.date, m.subject, m.retain_until FROM holds h, messages m "
-		     "WHERE h.name = $1 AND mailvault_hold_covers(h, m.serial)) "
+		     "WHERE h.name = $1 AND mailvault_hold_scope(h, m)) "
 		     "SELECT (SELECT count(*) FROM c) AS covered, (SELECT coalesce(sum(size), 0)::bigint FROM c) AS bytes, "
 		     "(SELECT count(*) FROM c WHERE retain_until <= now()) AS kept_past_retention, "
 		     "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', serial, 'date', date, 'subject', subject) "
@@ -922,7 +923,8 @@ static enum MHD_Result disposal_report(struct request *r)
 	PGresult *res = rt_sql(r,
 		"WITH c AS (SELECT c.serial, c.size, c.policy FROM mailvault_disposal_candidates(0, 2147483647) c "
 		"           JOIN messages m ON m.serial = c.serial), "
-		"held AS (SELECT m.serial, m.size FROM messages m WHERE m.retain_until <= now() AND mailvault_held(m.serial)) "
+		"held AS (SELECT h FROM mailvault_held_among(ARRAY(SELECT m.serial FROM messages m WHERE m.retain_until <= now())) h "
+		"         WHERE h IN (SELECT serial FROM messages)) "
 		"SELECT (SELECT count(*) FROM c) AS messages, (SELECT coalesce(sum(size), 0)::bigint FROM c) AS bytes, "
 		"(SELECT coalesce(jsonb_agg(x ORDER BY x.policy), '[]') FROM (SELECT coalesce(policy, '-') AS policy, count(*) AS messages, "
 		"  sum(size)::bigint AS bytes FROM c GROUP BY 1) x) AS by_policy, "
