@@ -342,7 +342,7 @@ p3_run() {
 	fi
 	[ "$disposed" = "$P3_ELIG" ] || { ok=0; why+=("disposed $disposed, eligible $P3_ELIG"); }
 	local verify
-	if verify=$(p3_cli audit verify 2>&1); then r_verify[$r]=$(printf '%s\n' "$verify" | tail -n 1); else
+	if verify=$(p3_cli audit verify 2>&1); then r_verify[$r]=$(printf '%s\n' "$verify" | tail -n 1 | sed 's/; the chain.*//'); else
 		ok=0; why+=("audit verify failed: $(printf '%s\n' "$verify" | tail -n 1)"); r_verify[$r]=FAILED; fi
 	# lock waits over deadlock_timeout (1 s) during the run
 	tail -c +$((off + 1)) "$P3_PG/pg/log" >"$P3/pg-log-$r.txt"
@@ -426,13 +426,9 @@ p3_diag() {
 	sed 's/\t/ | /g' "$P3/funcs-diag.txt"
 	# one batch's choice of candidates (the body of mailvault_disposal_candidates, as the superuser)
 	p3_restore
-	say "diagnostic: EXPLAIN ANALYZE of one batch's candidates (500), and of one messages DELETE's trigger cost"
+	say "diagnostic: EXPLAIN ANALYZE of mailvault_held over every message, and of the whole candidate set"
 	psql -X -v ON_ERROR_STOP=1 "$MV_CONNINFO" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-	    SELECT m.serial, m.size, m.retain_policy FROM public.messages m, public.retention_settings s
-	    WHERE m.serial > 0 AND m.retain_until <= now() AND m.ingested_at <= now() - s.min_age
-	      AND m.indexed_at IS NOT NULL AND m.indexed_at <= (SELECT public.mailvault_coverage_horizon())
-	      AND NOT public.mailvault_held(m.serial)
-	    ORDER BY m.serial LIMIT 500" | tee "$P3/explain-candidates.txt"
+	    SELECT count(*) FROM messages WHERE mailvault_held(serial)" | tee "$P3/explain-held.txt"
 	psql -X -v ON_ERROR_STOP=1 "$MV_CONNINFO" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM
 	    (SELECT serial FROM mailvault_disposal_candidates(0, 2147483647)) c" | tee "$P3/explain-all-candidates.txt"
 	pg_stop "$P3_PG"
@@ -605,7 +601,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	fi
 	mkdir -p "$B/bin"
 	for p in mailvaultd mailvault mailvault-cli mailvault-indexer mailvault-web mailvault-retention; do
-		[ -x "$B/bin/$p" ] || cp "$MV_BUILD/$p" "$B/bin/" || die "no $MV_BUILD/$p: run make all first"
+		cp "$MV_BUILD/$p" "$B/bin/" || die "no $MV_BUILD/$p: run make all first"
 	done
 	if [ ! -s "$B/dovecot/users.tsv" ]; then
 		CORPUS=${MV_CORPUS:-$MV_ROOT/../shared/corpora/enron-inbox.tar.xz}
