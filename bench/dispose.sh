@@ -576,6 +576,11 @@ part3_main() {
 		echo "$p3_targets"
 		echo
 	} >"$section"
+	# appended the first time: after a blank line, whatever the file ended with
+	if [ -s "$RESULTS" ] && ! grep -qxF "$P3_SECTION" "$RESULTS"; then
+		[ -n "$(tail -c 1 "$RESULTS")" ] && echo >>"$RESULTS"
+		echo >>"$RESULTS"
+	fi
 	results_write_section "$P3_SECTION" "$section"
 	say "wrote section \"$P3_SECTION\" of bench/RESULTS.md"
 }
