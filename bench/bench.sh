@@ -17,12 +17,17 @@
 #   6. part 2 (bench/index-search.sh, see there): on the archive of the workers = 4 run (its cluster kept
 #      running) and the maildir of the mbsync run (kept): mailvault-indexer --once vs notmuch new, index
 #      sizes, 20 queries (bench/queries.tsv) as whole processes; section "## Index and search (issue 3)"
+#   7. part 3 (bench/dispose.sh, see there): on an archive of its own from the same Dovecot (all users but 5,
+#      indexed), 10% under holds, three timed mailvault-retention --once runs from one snapshot with an
+#      ingest and searches running, against a bare superuser DELETE; section "## Disposal (issue 10)"
 # Each section of RESULTS.md is rewritten by its part; hand-written notes after the line NOTES_MARK (see
 # index-search.sh) in a section are kept.
 # Environment: MV_BENCH_WORKERS (default "2 4"), MV_BENCH_ROUNDS (default 3), MV_CORPUS (default
 # ../shared/corpora/enron-inbox.tar.xz),
 # MV_KEEP=1 (keep the scratch folder), MV_BENCH_STRICT=1 (exit 1 when a target fails, not only on errors),
-# MV_BENCH_SEARCH=0 (part 1 only), MV_P2_RUNS (timed query rounds of part 2, default 5).
+# MV_BENCH_SEARCH=0 (no part 2), MV_P2_RUNS (timed query rounds of part 2, default 5), MV_BENCH_PARTS (the
+# parts to run, default "1 2 3"; part 2 needs part 1; "3" alone loads Dovecot and runs the disposal part
+# only), MV_BENCH_DISPOSE_USERS=N and the other MV_P3_* settings of bench/dispose.sh.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -35,6 +40,8 @@ export MV_ROOT
 . "$BENCH_DIR/lib.sh"
 # shellcheck source=index-search.sh
 . "$BENCH_DIR/index-search.sh"
+# shellcheck source=dispose.sh
+. "$BENCH_DIR/dispose.sh"
 
 CORPUS=${MV_CORPUS:-$MV_ROOT/../shared/corpora/enron-inbox.tar.xz}
 WORKERS_LIST=${MV_BENCH_WORKERS:-2 4}
@@ -44,11 +51,27 @@ EXPECT_USERS=137
 MVD=$MV_BUILD/mailvaultd
 MVCLI=$MV_BUILD/mailvault
 IDX=$MV_BUILD/mailvault-indexer
+PARTS=" ${MV_BENCH_PARTS:-1 2 3} "
 PART2=${MV_BENCH_SEARCH:-1}
+[[ "$PARTS" == *" 2 "* ]] || PART2=0
+PART3=0
+[[ "$PARTS" == *" 3 "* ]] && PART3=1
+if [[ "$PARTS" != *" 1 "* ]] && [ "$PART2" = 1 ]; then
+	die "part 2 indexes part 1's archive: MV_BENCH_PARTS must include 1 with 2"
+fi
 RESULTS=$BENCH_DIR/RESULTS.md
 SECTION="## Ingest (issues 2 and 7)"
 OLD_SECTION="## Ingest (issue 2)"
 
+
+# the command that produced these figures, with the settings that differ from the defaults
+run_cmd="bash bench/bench.sh"
+[ -n "${MAKELEVEL:-}" ] && run_cmd="make bench"
+[ "$MV_BUILD" != "$MV_ROOT/build" ] && run_cmd="MV_BUILD=$MV_BUILD $run_cmd"
+[ "$WORKERS_LIST" != "2 4" ] && run_cmd="MV_BENCH_WORKERS='$WORKERS_LIST' $run_cmd"
+[ "$ROUNDS" != 3 ] && run_cmd="MV_BENCH_ROUNDS=$ROUNDS $run_cmd"
+[ -n "${MV_CORPUS:-}" ] && run_cmd="MV_CORPUS=$MV_CORPUS $run_cmd"
+[ -n "${MV_BENCH_PARTS:-}" ] && run_cmd="MV_BENCH_PARTS='$MV_BENCH_PARTS' $run_cmd"
 
 # ---------------------------------------------------------------------------------------------- checks
 if [ ! -x "$MVD" ] || [ ! -x "$MVCLI" ]; then
@@ -56,6 +79,9 @@ if [ ! -x "$MVD" ] || [ ! -x "$MVCLI" ]; then
 fi
 if [ "$PART2" = 1 ] && [ ! -x "$IDX" ]; then
 	die "build/mailvault-indexer is missing: run make all first (or MV_BENCH_SEARCH=0 for part 1 only)"
+fi
+if [ "$PART3" = 1 ] && [ ! -x "$MV_BUILD/mailvault-retention" ]; then
+	die "build/mailvault-retention is missing: run make all first (or MV_BENCH_PARTS='1 2' without part 3)"
 fi
 command -v mbsync >/dev/null || die "mbsync (package isync) is not installed"
 if [ ! -x /usr/bin/time ]; then
@@ -75,7 +101,8 @@ say "scratch folder $B (removed at exit unless MV_KEEP=1)"
 # private copies: the build folder may be rebuilt by someone else while the bench runs
 mkdir -p "$B/bin"
 cp "$MVD" "$MVCLI" "$MV_BUILD/mailvault-cli" "$B/bin/"
-[ "$PART2" = 1 ] && cp "$IDX" "$MV_BUILD/mailvault-web" "$B/bin/"
+[ "$PART2" = 1 ] || [ "$PART3" = 1 ] && cp "$IDX" "$MV_BUILD/mailvault-web" "$B/bin/"
+[ "$PART3" = 1 ] && cp "$MV_BUILD/mailvault-retention" "$B/bin/"
 MVD=$B/bin/mailvaultd
 MVCLI=$B/bin/mailvault
 IDX=$B/bin/mailvault-indexer
@@ -114,6 +141,19 @@ if [ "$lim" -lt $((n_users + 50)) ]; then
 	[ "$lim" -ge $((n_users + 50)) ] || die "could not raise imap-login process_limit (now $lim)"
 fi
 dc_master=$(cat "$DC/run/master.pid")
+
+# part 3 alone (MV_BENCH_PARTS=3): its own archive from this Dovecot, nothing of parts 1-2
+if [[ "$PARTS" != *" 1 "* ]]; then
+	p3_fails=0
+	if [ "$PART3" = 1 ]; then
+		say "part 3 (issue 10): disposal, on an archive of its own from this Dovecot"
+		P3_RUN_CMD=$run_cmd
+		part3_main
+	fi
+	say "bench took $(printf '%.0f' "$(calc "$(now) - $bench_t0")") s"
+	[ "$p3_fails" != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ] && exit 1
+	exit 0
+fi
 
 # ------------------------------------------------------------------------------------------- helpers
 # write_mbsyncrc FILE TARGET FSYNC: one IMAPAccount/IMAPStore/MaildirStore/Channel per user.
@@ -387,13 +427,6 @@ mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 dovecot_v=$(dovecot --version 2>/dev/null | cut -d' ' -f1)
 pg_v=$("$MV_PG_BIN/postgres" --version | awk '{ print $3 }')
 mbsync_v=$(mbsync --version | awk '{ print $2 }')
-# the command that produced these figures, with the settings that differ from the defaults
-run_cmd="bash bench/bench.sh"
-[ -n "${MAKELEVEL:-}" ] && run_cmd="make bench"
-[ "$MV_BUILD" != "$MV_ROOT/build" ] && run_cmd="MV_BUILD=$MV_BUILD $run_cmd"
-[ "$WORKERS_LIST" != "2 4" ] && run_cmd="MV_BENCH_WORKERS='$WORKERS_LIST' $run_cmd"
-[ "$ROUNDS" != 3 ] && run_cmd="MV_BENCH_ROUNDS=$ROUNDS $run_cmd"
-[ -n "${MV_CORPUS:-}" ] && run_cmd="MV_CORPUS=$MV_CORPUS $run_cmd"
 section=$B/section.md
 {
 	echo "$SECTION"
@@ -444,9 +477,16 @@ if [ "$PART2" = 1 ]; then
 	mv_teardown "pgw$target_w"
 	[ "${MV_KEEP:-0}" = 1 ] || rm -rf "$B/mbsync"
 fi
+# ------------------------------------------------------------------------------------ 7. part 3: disposal
+p3_fails=0
+if [ "$PART3" = 1 ]; then
+	say "part 3 (issue 10): disposal, on an archive of its own from the same Dovecot"
+	P3_RUN_CMD=$run_cmd
+	part3_main
+fi
 say "bench took $(printf '%.0f' "$(calc "$(now) - $bench_t0")") s"
 
-if [ $((fails + p2_fails)) != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ]; then
+if [ $((fails + p2_fails + p3_fails)) != 0 ] && [ "${MV_BENCH_STRICT:-0}" = 1 ]; then
 	exit 1
 fi
 exit 0
