@@ -78,14 +78,16 @@ CREATE TABLE holds (
 CREATE INDEX holds_matter ON holds (matter_id);
 
 -- What a query of a hold or policy covers, recorded per message by the indexer once the message is indexed.
+-- (No foreign key to messages: the disposal removes a message's coverage rows with it, set by set, and
+-- the indexer records only messages that exist.)
 CREATE TABLE hold_coverage (
     hold_id         bigint NOT NULL REFERENCES holds(id),
-    serial          bigint NOT NULL REFERENCES messages(serial) DEFERRABLE INITIALLY IMMEDIATE,
+    serial          bigint NOT NULL,
     PRIMARY KEY (hold_id, serial)
 );
 CREATE TABLE policy_coverage (
     policy_id       bigint NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
-    serial          bigint NOT NULL REFERENCES messages(serial) ON DELETE CASCADE,
+    serial          bigint NOT NULL,
     PRIMARY KEY (policy_id, serial)
 );
 CREATE INDEX hold_coverage_serial ON hold_coverage (serial);
@@ -241,28 +243,34 @@ $$;
 CREATE FUNCTION mailvault_retention_recompute(p_serials bigint[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
+    c refcursor;
     r record;
     v_sooner bigint := 0;
 BEGIN
     -- per message, the one policy whose expiry is latest; only changed rows are written (one scan, one
-    -- UPDATE per change: no join for the planner to get wrong on a table whose statistics lag)
-    FOR r IN
-        SELECT t.serial, t.retain_until AS old_until, t.retain_policy AS old_policy, b.until, b.name
-        FROM public.messages t
-        LEFT JOIN LATERAL (
-            SELECT CASE WHEN p.keep IS NULL THEN timestamptz 'infinity'
-                        ELSE public.mailvault_base_date(t.serial, t.date, t.ingested_at) + p.keep END AS until,
-                   p.name
-            FROM public.policies p WHERE public.mailvault_policy_covers(p, t.serial)
-            ORDER BY 1 DESC, p.name LIMIT 1) b ON true
-        WHERE p_serials IS NULL OR t.serial = ANY (p_serials)
+    -- UPDATE per change: no join for the planner to get wrong on a table whose statistics lag). Two texts,
+    -- so that the poller's few new messages are found by the primary key, never by a scan of the archive.
+    OPEN c FOR EXECUTE
+        'SELECT t.serial, t.retain_until AS old_until, t.retain_policy AS old_policy, b.until, b.name
+         FROM public.messages t
+         LEFT JOIN LATERAL (
+             SELECT CASE WHEN p.keep IS NULL THEN timestamptz ''infinity''
+                         ELSE public.mailvault_base_date(t.serial, t.date, t.ingested_at) + p.keep END AS until,
+                    p.name
+             FROM public.policies p WHERE public.mailvault_policy_covers(p, t.serial)
+             ORDER BY 1 DESC, p.name LIMIT 1) b ON true'
+        || CASE WHEN p_serials IS NULL THEN '' ELSE ' WHERE t.serial = ANY ($1)' END
+        USING p_serials;
     LOOP
+        FETCH c INTO r;
+        EXIT WHEN NOT FOUND;
         CONTINUE WHEN r.old_until IS NOT DISTINCT FROM r.until AND r.old_policy IS NOT DISTINCT FROM r.name;
         UPDATE public.messages SET retain_until = r.until, retain_policy = r.name WHERE serial = r.serial;
         IF coalesce(r.until, 'infinity') < coalesce(r.old_until, 'infinity') THEN
             v_sooner := v_sooner + 1;
         END IF;
     END LOOP;
+    CLOSE c;
     RETURN v_sooner;
 END $$;
 
@@ -590,11 +598,12 @@ END $$;
 REVOKE ALL ON FUNCTION mailvault_audit_write_many(text, text, text, text[], jsonb[]) FROM PUBLIC;
 
 -- Removes messages whose disposal has been decided and checked, set by set: their places, the messages,
--- their blobs when nothing else refers to them; queues their removal from the index; writes one proof per
--- message in the audit chain. The rows are locked first: one another run holds is left alone. Returns what
--- went. Internal.
+-- their blobs when nothing else refers to them; queues their removal from the index. The rows are locked
+-- first: one another run holds is left alone. Returns what went, each with its proof of disposal, which
+-- the caller writes into the audit chain in the same transaction (once per batch: the chain's lock, which
+-- every audited access waits for, is held only from then to the commit). Internal.
 CREATE FUNCTION mailvault_dispose_set(p_serials bigint[], p_reason text, p_requests bigint[])
-    RETURNS TABLE (serial bigint, size bigint, policy text)
+    RETURNS TABLE (serial bigint, size bigint, policy text, proof_target text, proof jsonb)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET mailvault.disposing = 'on' AS $$
 DECLARE
     v_serials bigint[];
@@ -607,30 +616,34 @@ BEGIN
         RETURN;
     END IF;
     -- the proofs, read before anything goes
+    WITH acc AS (SELECT l.message_serial, array_agg(DISTINCT a.name ORDER BY a.name) AS names
+                 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id JOIN public.accounts a ON a.id = f.account_id
+                 WHERE l.message_serial = ANY (v_serials) GROUP BY l.message_serial),
+         req AS (SELECT DISTINCT ON (r.s) r.s, r.req FROM unnest(p_serials, p_requests) AS r(s, req)
+                 WHERE p_requests IS NOT NULL ORDER BY r.s)
     SELECT array_agg('message ' || m.serial ORDER BY m.serial),
            array_agg(jsonb_build_object('serial', m.serial, 'sha256', encode(m.sha256, 'hex'), 'message_id', m.message_id,
-                         'date', m.date, 'size', m.size, 'accounts', to_jsonb(ARRAY(
-                             SELECT DISTINCT a.name FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                             JOIN public.accounts a ON a.id = f.account_id WHERE l.message_serial = m.serial ORDER BY 1)),
+                         'date', m.date, 'size', m.size, 'accounts', to_jsonb(coalesce(acc.names, '{}')),
                          'ingested_at', m.ingested_at, 'reason', p_reason,
                          'policy', CASE WHEN p_reason = 'retention' THEN m.retain_policy END,
-                         'retain_until', m.retain_until,
-                         'erasure_request', (SELECT r.req FROM unnest(p_serials, p_requests) AS r(s, req) WHERE r.s = m.serial LIMIT 1),
+                         'retain_until', m.retain_until, 'erasure_request', req.req,
                          'disposed_at', now()) ORDER BY m.serial)
         INTO v_targets, v_details
-        FROM public.messages m WHERE m.serial = ANY (v_serials);
-    RETURN QUERY SELECT m.serial, m.size, CASE WHEN p_reason = 'retention' THEN m.retain_policy END
-        FROM public.messages m WHERE m.serial = ANY (v_serials) ORDER BY m.serial;
+        FROM public.messages m LEFT JOIN acc ON acc.message_serial = m.serial LEFT JOIN req ON req.s = m.serial
+        WHERE m.serial = ANY (v_serials);
+    RETURN QUERY SELECT m.serial, m.size, CASE WHEN p_reason = 'retention' THEN m.retain_policy END, t.target, t.proof
+        FROM public.messages m JOIN unnest(v_targets, v_details) AS t(target, proof) ON t.target = 'message ' || m.serial
+        WHERE m.serial = ANY (v_serials) ORDER BY m.serial;
     -- the messages first, while their places still say which accounts (and so which holds) they are in
-    SET CONSTRAINTS locations_message_serial_fkey, hold_coverage_serial_fkey DEFERRED;
+    SET CONSTRAINTS locations_message_serial_fkey DEFERRED;
     WITH gone AS (DELETE FROM public.messages m WHERE m.serial = ANY (v_serials) RETURNING m.sha256)
     DELETE FROM public.blobs b USING gone WHERE b.sha256 = gone.sha256
         AND NOT EXISTS (SELECT 1 FROM public.ingest_errors e WHERE e.sha256 = gone.sha256);
     DELETE FROM public.locations l WHERE l.message_serial = ANY (v_serials);
     DELETE FROM public.hold_coverage c WHERE c.serial = ANY (v_serials);
-    SET CONSTRAINTS locations_message_serial_fkey, hold_coverage_serial_fkey IMMEDIATE;
+    DELETE FROM public.policy_coverage c WHERE c.serial = ANY (v_serials);
+    SET CONSTRAINTS locations_message_serial_fkey IMMEDIATE;
     INSERT INTO public.index_queue (serial, op) SELECT u, 'delete' FROM unnest(v_serials) u;
-    PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_details);
 END $$;
 REVOKE ALL ON FUNCTION mailvault_dispose_set(bigint[], text, bigint[]) FROM PUBLIC;
 
@@ -689,6 +702,9 @@ DECLARE
     v_cands bigint[];
     v_chunk bigint[];
     v_last bigint := NULL;
+    v_targets text[] := '{}';
+    v_proofs jsonb[] := '{}';
+    d record;
     k integer := 1;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 10000 THEN
@@ -698,11 +714,17 @@ BEGIN
     SELECT array_agg(c.serial ORDER BY c.serial) INTO v_cands FROM public.mailvault_disposal_candidates(p_after, p_limit) c;
     WHILE v_cands IS NOT NULL AND k <= cardinality(v_cands) LOOP
         v_chunk := v_cands[k : k + 99];
-        RETURN QUERY SELECT d.serial, d.size, 'retention'::text, d.policy FROM public.mailvault_dispose_set(v_chunk, 'retention', NULL) d;
+        FOR d IN SELECT * FROM public.mailvault_dispose_set(v_chunk, 'retention', NULL) LOOP
+            serial := d.serial; size := d.size; reason := 'retention'; policy := d.policy;
+            RETURN NEXT;
+            v_targets := v_targets || d.proof_target;
+            v_proofs := v_proofs || d.proof;
+        END LOOP;
         v_last := v_chunk[cardinality(v_chunk)];
         k := k + 100;
         EXIT WHEN clock_timestamp() - v_start > make_interval(secs => coalesce(p_max_ms, 500) / 1000.0);
     END LOOP;
+    PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_proofs);
     serial := v_last; size := NULL; reason := 'continue'; policy := NULL;
     RETURN NEXT;
 END $$;
@@ -718,9 +740,11 @@ CREATE FUNCTION mailvault_erase_batch(p_limit integer) RETURNS TABLE (serial big
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     r record;
+    d record;
     v_holds text[];
     v_locked text[];
-    v_size bigint;
+    v_targets text[] := '{}';
+    v_proofs jsonb[] := '{}';
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(727173);
     FOR r IN SELECT i.request_id, i.serial FROM public.erasure_items i JOIN public.erasure_requests q ON q.id = i.request_id
@@ -734,15 +758,20 @@ BEGIN
             note := CASE WHEN cardinality(v_holds) > 0 THEN 'under hold ' || array_to_string(v_holds, ', ')
                          ELSE 'kept by locked policy ' || array_to_string(v_locked, ', ') END;
         ELSE
-            SELECT d.size INTO v_size FROM public.mailvault_dispose_set(ARRAY[r.serial], 'erasure', ARRAY[r.request_id]) d;
+            SELECT * INTO d FROM public.mailvault_dispose_set(ARRAY[r.serial], 'erasure', ARRAY[r.request_id]);
             state := 'erased';
-            size := v_size;
-            note := CASE WHEN v_size IS NULL THEN 'already gone' END;
+            size := d.size;
+            note := CASE WHEN d.size IS NULL THEN 'already gone' END;
+            IF d.proof IS NOT NULL THEN
+                v_targets := v_targets || d.proof_target;
+                v_proofs := v_proofs || d.proof;
+            END IF;
         END IF;
         UPDATE public.erasure_items i SET state = mailvault_erase_batch.state, note = mailvault_erase_batch.note
             WHERE i.request_id = r.request_id AND i.serial = r.serial;
         RETURN NEXT;
     END LOOP;
+    PERFORM public.mailvault_audit_write_many(session_user, 'retention', 'dispose', v_targets, v_proofs);
     UPDATE public.erasure_requests q SET status = 'done', completed_at = now()
         WHERE q.status = 'approved'
           AND NOT EXISTS (SELECT 1 FROM public.erasure_items i WHERE i.request_id = q.id AND i.state = 'pending');
