@@ -6,6 +6,10 @@
 -- mailvault_dispose_batch(), the only function that deletes, re-checks holds in its own transaction and
 -- leaves a proof of each disposal in the hash-chained audit log.
 
+-- Nobody but the owner creates objects where the owner's functions look names up (the default since
+-- PostgreSQL 15; not for a database made by an earlier version).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
 -- Settings the administrator fixes in mailvault.conf ([retention]); `mailvault init` copies them here so
 -- that no program can pass a smaller value.
 CREATE TABLE retention_settings (
@@ -232,8 +236,14 @@ $$;
 -- The locked policies that keep a message now (their own expiry not reached), by name.
 CREATE FUNCTION mailvault_locked_policies_of(p_serial bigint) RETURNS text[]
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    -- a message the policy's query has not yet been evaluated on counts as kept, as for holds
     SELECT coalesce(array_agg(p.name ORDER BY p.name), '{}') FROM public.messages m, public.policies p
-    WHERE m.serial = p_serial AND p.locked AND public.mailvault_policy_covers(p, m.serial)
+    WHERE m.serial = p_serial AND p.locked
+      AND EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
+                  WHERE l.message_serial = m.serial AND (p.all_accounts OR f.account_id = ANY (p.account_ids))
+                    AND (p.folder_regex IS NULL OR f.name ~ p.folder_regex))
+      AND (p.query IS NULL OR p.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > p.covered_through
+           OR EXISTS (SELECT 1 FROM public.policy_coverage c WHERE c.policy_id = p.id AND c.serial = m.serial))
       AND (p.keep IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) + p.keep > now())
 $$;
 
@@ -279,6 +289,9 @@ CREATE FUNCTION mailvault_location_retention() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM public.policies) THEN
+        -- computed under the shared lock: a change of policies in progress (which holds it exclusively and
+        -- recomputes the whole archive) commits first and is seen, or waits for this batch and sees it
+        PERFORM pg_advisory_xact_lock_shared(727173);
         PERFORM public.mailvault_retention_recompute(ARRAY(SELECT DISTINCT message_serial FROM new_locations));
     END IF;
     RETURN NULL;
@@ -324,7 +337,13 @@ BEGIN
         RAISE EXCEPTION 'mailvault: policy % is locked: it cannot be unlocked or renamed', OLD.name
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF OLD.keep IS NULL AND NEW.keep IS NOT NULL OR NEW.keep < OLD.keep THEN
+    -- compared where they land in the calendar, from dates where months and years differ most (interval
+    -- comparison counts a month as 30 days: '2521 days' would pass for longer than '7 years')
+    IF OLD.keep IS NULL AND NEW.keep IS NOT NULL
+       OR OLD.keep IS NOT NULL AND NEW.keep IS NOT NULL AND EXISTS (
+           SELECT 1 FROM unnest(ARRAY[timestamptz '2000-01-31', '2000-02-29', '2001-02-28', '2003-03-31', '2003-12-31',
+                                      '2004-02-29', '2007-08-31']) AS d(d)
+           WHERE d.d + NEW.keep < d.d + OLD.keep) THEN
         RAISE EXCEPTION 'mailvault: policy % is locked: its retention can be lengthened, not shortened', OLD.name
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -363,6 +382,14 @@ END $$;
 CREATE FUNCTION mailvault_policies_updated() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    -- a policy whose query changed starts its coverage afresh (what the old query found no longer counts);
+    -- only then, since this trigger fires again for its own UPDATE
+    IF EXISTS (SELECT 1 FROM old_policies o JOIN new_policies n ON n.id = o.id WHERE n.query IS DISTINCT FROM o.query) THEN
+        DELETE FROM public.policy_coverage c USING old_policies o JOIN new_policies n ON n.id = o.id
+            WHERE c.policy_id = n.id AND n.query IS DISTINCT FROM o.query;
+        UPDATE public.policies p SET covered_through = NULL FROM old_policies o JOIN new_policies n ON n.id = o.id
+            WHERE p.id = n.id AND n.query IS DISTINCT FROM o.query AND p.covered_through IS NOT NULL;
+    END IF;
     IF EXISTS (SELECT 1 FROM old_policies o JOIN new_policies n ON n.id = o.id
                WHERE (o.keep, o.all_accounts, o.account_ids, o.folder_pattern, o.query)
                      IS DISTINCT FROM (n.keep, n.all_accounts, n.account_ids, n.folder_pattern, n.query)) THEN
@@ -676,7 +703,10 @@ BEGIN
             FROM public.messages m
             WHERE m.serial > v_after AND m.serial <= v_after + 2000
               AND m.retain_until <= now() AND m.ingested_at <= now() - v_min_age
-              AND m.indexed_at IS NOT NULL AND m.indexed_at <= v_horizon;
+              AND m.indexed_at IS NOT NULL AND m.indexed_at <= v_horizon
+              -- seen in a new place and not yet re-indexed: its account and folder terms are not yet in
+              -- the index the query holds were evaluated on
+              AND NOT EXISTS (SELECT 1 FROM public.index_queue q WHERE q.serial = m.serial AND q.op = 'reindex');
         v_after := v_after + 2000;
         CONTINUE WHEN v_chunk IS NULL;
         RETURN QUERY SELECT m.serial, m.size, m.retain_policy FROM public.messages m
@@ -759,6 +789,8 @@ BEGIN
                          ELSE 'kept by locked policy ' || array_to_string(v_locked, ', ') END;
         ELSE
             SELECT * INTO d FROM public.mailvault_dispose_set(ARRAY[r.serial], 'erasure', ARRAY[r.request_id]);
+            -- a message another transaction holds locked just now stays pending for the next run
+            CONTINUE WHEN d.serial IS NULL AND EXISTS (SELECT 1 FROM public.messages m WHERE m.serial = r.serial);
             state := 'erased';
             size := d.size;
             note := CASE WHEN d.size IS NULL THEN 'already gone' END;
@@ -879,6 +911,7 @@ BEGIN
                      ON CONFLICT DO NOTHING RETURNING serial)
         SELECT array_agg(serial) INTO v_new FROM ins;
         IF v_new IS NOT NULL THEN
+            PERFORM pg_advisory_xact_lock_shared(727173);
             PERFORM public.mailvault_retention_recompute(v_new);
         END IF;
         IF p_through IS NOT NULL THEN
@@ -903,6 +936,13 @@ GRANT SELECT ON policies, matters, holds, hold_coverage, policy_coverage, retent
 GRANT INSERT (started_at), UPDATE (finished_at, disposed, erased, bytes, vacuumed_at, vacuum_error) ON disposal_runs
     TO mailvault_retention;
 GRANT USAGE ON SEQUENCE disposal_runs_id_seq TO mailvault_retention;
+REVOKE ALL ON FUNCTION mailvault_held(bigint), mailvault_held_among(bigint[]), mailvault_holds_of(bigint),
+    mailvault_locked_policies_of(bigint), mailvault_holds_covering(bigint[], timestamptz[], timestamptz[], timestamptz[], bigint,
+    bigint[], integer[]), mailvault_retention_recompute(bigint[]), mailvault_policies_recompute(), mailvault_coverage_horizon(),
+    mailvault_hold_scope(holds, messages), mailvault_policy_covers(policies, bigint), mailvault_base_date(bigint, timestamptz,
+    timestamptz), mailvault_list_pattern_regex(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mailvault_list_pattern_regex(text) TO mailvault_web, mailvault_retention, mailvault_indexer,
+    mailvault_ingest;
 GRANT EXECUTE ON FUNCTION mailvault_held(bigint), mailvault_held_among(bigint[]), mailvault_holds_of(bigint), mailvault_locked_policies_of(bigint),
     mailvault_holds_covering(bigint[], timestamptz[], timestamptz[], timestamptz[], bigint, bigint[], integer[])
     TO mailvault_retention, mailvault_web;

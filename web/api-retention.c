@@ -310,6 +310,31 @@ static int rt_query_ok(struct request *r, const char *q, enum MHD_Result *reply)
 	return 0;
 }
 
+/* Whether the officer sees every account the hold or policy called name covers (all of them for one on all
+   accounts): one who does not may not release, change, lock or remove it. 0 (also when there is no such
+   row: the caller answers 404), or -1 after rolling back and replying 403. */
+static int rt_scope_covers(struct request *r, bool hold, const char *name, enum MHD_Result *reply)
+{
+	const char *p[] = { name };
+	/* the accounts table answers only the accounts this officer sees (row-level security) */
+	PGresult *res = rt_sql(r, hold ? "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a) FROM holds x "
+					 "WHERE x.name = $1"
+				       : "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a) FROM policies x "
+					 "WHERE x.name = $1",
+			       1, p, reply);
+	if (res == NULL)
+		return -1;
+	bool ok = PQntuples(res) == 0 ||
+		  (strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? r->who.all_accounts : strcmp(PQgetvalue(res, 0, 1), "t") == 0);
+	PQclear(res);
+	if (ok)
+		return 0;
+	web_end(r, false);
+	*reply = web_forbidden(r, hold ? "this hold covers accounts you do not see: an officer who sees them releases it"
+				       : "this policy covers accounts you do not see: an officer who sees them changes it");
+	return -1;
+}
+
 /* Splits "/NAME[/ACTION]" after a collection's path into name and action ("" when none). -1 if malformed. */
 static int rt_split(const char *rest, char *name, size_t cap, const char **action)
 {
@@ -483,6 +508,10 @@ static enum MHD_Result policy_write(struct request *r, const char *existing)
 		json_object_put(b);
 		return reply;
 	}
+	if (existing != NULL && rt_scope_covers(r, false, existing, &reply) < 0) {
+		json_object_put(b);
+		return reply;
+	}
 	bool all = false;
 	struct pg_array ids = PG_ARRAY_INIT;
 	json_object *names = NULL;
@@ -541,7 +570,7 @@ static enum MHD_Result policy_lock_or_remove(struct request *r, const char *name
 		if (bad)
 			return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "confirm is a boolean", 0);
 	}
-	if (rt_begin(r, &reply) < 0)
+	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, false, name, &reply) < 0)
 		return reply;
 	const char *p[] = { name, r->who.name };
 	PGresult *res = lock ? rt_sql(r, "UPDATE policies SET locked = true, locked_at = now(), locked_by = $2 WHERE name = $1 "
@@ -846,7 +875,7 @@ static enum MHD_Result hold_release(struct request *r, const char *name)
 	}
 	const char *p[] = { name, r->who.name, reason };
 	PGresult *res = NULL;
-	if (rt_begin(r, &reply) < 0 ||
+	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, true, name, &reply) < 0 ||
 	    (res = rt_sql(r, "UPDATE holds h SET released_at = now(), released_by = $2, release_reason = $3 FROM retention_settings s "
 			  "WHERE h.name = $1 AND h.released_at IS NULL RETURNING (now() + s.release_grace)::text", 3, p, &reply)) == NULL) {
 		json_object_put(b);
@@ -1079,15 +1108,21 @@ static enum MHD_Result erasure_approve(struct request *r, int64_t id)
 	const char *p[] = { ids, r->who.name };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 ||
-	    (res = rt_sql(r, "SELECT mailvault_erasure_approve($1::bigint, $2), (SELECT status FROM erasure_requests WHERE id = $1::bigint), "
-			  "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'note', i.note) ORDER BY i.serial), '[]') "
-			  " FROM erasure_items i WHERE i.request_id = $1::bigint AND i.state = 'refused')", 2, p, &reply)) == NULL)
+	    (res = rt_sql(r, "SELECT mailvault_erasure_approve($1::bigint, $2)", 2, p, &reply)) == NULL)
 		return reply;
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_int64(id));
 	json_object_object_add(o, "pending", rt_cell(res, 0, 0));
-	json_object_object_add(o, "status", rt_cell(res, 0, 1));
-	json_object_object_add(o, "refusals", rt_cell(res, 0, 2));
+	PQclear(res);
+	/* a statement of its own: it sees what the approval just changed */
+	if ((res = rt_sql(r, "SELECT (SELECT status FROM erasure_requests WHERE id = $1::bigint), "
+			  "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'note', i.note) ORDER BY i.serial), '[]') "
+			  " FROM erasure_items i WHERE i.request_id = $1::bigint AND i.state = 'refused')", 1, p, &reply)) == NULL) {
+		json_object_put(o);
+		return reply;
+	}
+	json_object_object_add(o, "status", rt_cell(res, 0, 0));
+	json_object_object_add(o, "refusals", rt_cell(res, 0, 1));
 	PQclear(res);
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "pending", json_object_get(json_object_object_get(o, "pending")));
