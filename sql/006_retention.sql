@@ -192,13 +192,6 @@ CREATE FUNCTION mailvault_holds_covering(p_serials bigint[], p_dates timestamptz
            OR (h.id, m.serial) IN (SELECT cov.hold_id, cov.serial FROM cov))
 $$;
 
--- True if hold h's scope takes message m in, whatever the hold's state: what `hold show` counts.
-CREATE FUNCTION mailvault_hold_scope(h public.holds, m public.messages) RETURNS boolean
-    LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT EXISTS (SELECT 1 FROM public.mailvault_holds_covering(ARRAY[m.serial], ARRAY[m.date], ARRAY[m.ingested_at],
-                                                                 ARRAY[m.indexed_at], h.id))
-$$;
-
 -- Of the given messages, those a hold in force covers (one statement for a whole batch).
 CREATE FUNCTION mailvault_held_among(p_serials bigint[]) RETURNS SETOF bigint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
@@ -939,7 +932,7 @@ GRANT USAGE ON SEQUENCE disposal_runs_id_seq TO mailvault_retention;
 REVOKE ALL ON FUNCTION mailvault_held(bigint), mailvault_held_among(bigint[]), mailvault_holds_of(bigint),
     mailvault_locked_policies_of(bigint), mailvault_holds_covering(bigint[], timestamptz[], timestamptz[], timestamptz[], bigint,
     bigint[], integer[]), mailvault_retention_recompute(bigint[]), mailvault_policies_recompute(), mailvault_coverage_horizon(),
-    mailvault_hold_scope(holds, messages), mailvault_policy_covers(policies, bigint), mailvault_base_date(bigint, timestamptz,
+    mailvault_policy_covers(policies, bigint), mailvault_base_date(bigint, timestamptz,
     timestamptz), mailvault_list_pattern_regex(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mailvault_list_pattern_regex(text) TO mailvault_web, mailvault_retention, mailvault_indexer,
     mailvault_ingest;
@@ -959,5 +952,5 @@ GRANT INSERT (name, matter_id, reason, all_accounts, account_ids, date_from, dat
       UPDATE (released_by, released_at, release_reason) ON holds TO mailvault_web;
 GRANT USAGE ON SEQUENCE policies_id_seq, matters_id_seq, holds_id_seq TO mailvault_web;
 GRANT SELECT (retain_until, retain_policy) ON messages TO mailvault_web;
-GRANT EXECUTE ON FUNCTION mailvault_hold_scope(holds, messages), mailvault_policy_covers(policies, bigint),
+GRANT EXECUTE ON FUNCTION mailvault_policy_covers(policies, bigint),
     mailvault_base_date(bigint, timestamptz, timestamptz) TO mailvault_web;

@@ -753,8 +753,12 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 	json_object_put(rows);
 	PQclear(res);
 	/* what it covers now, among the messages this officer sees */
-	res = rt_sql(r, "WITH c AS (SELECT m.serial, m.size, m.date, m.subject, m.retain_until FROM holds h, messages m "
-		     "WHERE h.name = $1 AND mailvault_hold_scope(h, m)) "
+	/* (one statement for every message: the database's own judgement of what the hold covers, whatever its state) */
+	res = rt_sql(r, "WITH v AS MATERIALIZED (SELECT m.serial, m.size, m.date, m.subject, m.retain_until, m.ingested_at, "
+		     "m.indexed_at FROM messages m), "
+		     "a AS (SELECT array_agg(serial) s, array_agg(date) d, array_agg(ingested_at) g, array_agg(indexed_at) x FROM v), "
+		     "c AS (SELECT v.* FROM v WHERE v.serial IN (SELECT cov.serial FROM a, holds h, "
+		     "      mailvault_holds_covering(a.s, a.d, a.g, a.x, h.id) cov WHERE h.name = $1)) "
 		     "SELECT (SELECT count(*) FROM c) AS covered, (SELECT coalesce(sum(size), 0)::bigint FROM c) AS bytes, "
 		     "(SELECT count(*) FROM c WHERE retain_until <= now()) AS kept_past_retention, "
 		     "(SELECT coalesce(jsonb_agg(jsonb_build_object('serial', serial, 'date', date, 'subject', subject) "
