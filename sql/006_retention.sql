@@ -181,15 +181,19 @@ CREATE FUNCTION mailvault_holds_covering(p_serials bigint[], p_dates timestamptz
     cov AS MATERIALIZED (SELECT c.hold_id, c.serial FROM public.hold_coverage c WHERE c.serial = ANY (p_serials)),
     h AS MATERIALIZED (SELECT h.* FROM public.holds h, public.retention_settings s
                        WHERE CASE WHEN p_hold IS NULL THEN h.released_at IS NULL OR h.released_at + s.release_grace > now()
-                                  ELSE h.id = p_hold END)
-    -- (uncorrelated IN lists: hashed once, not scanned per message)
-    SELECT m.serial, h.id, h.name FROM m, h
-    WHERE (h.all_accounts OR (m.serial, h.id) IN (SELECT a.message_serial, hh.id FROM acct a JOIN h hh
-                                                  ON a.account_id = ANY (hh.account_ids)))
+                                  ELSE h.id = p_hold END),
+    -- which (message, hold) pairs meet on an account, once; then joins, so that every test is a hash look-up
+    hit AS MATERIALIZED (SELECT DISTINCT a.message_serial, hh.id AS hold_id FROM acct a JOIN h hh
+                         ON a.account_id = ANY (hh.account_ids))
+    SELECT m.serial, h.id, h.name
+    FROM m CROSS JOIN h
+    LEFT JOIN hit ON hit.message_serial = m.serial AND hit.hold_id = h.id
+    LEFT JOIN cov ON cov.serial = m.serial AND cov.hold_id = h.id
+    WHERE (h.all_accounts OR hit.message_serial IS NOT NULL)
       AND (h.date_from IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) >= h.date_from)
       AND (h.date_to IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) < h.date_to)
       AND (h.query IS NULL OR h.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > h.covered_through
-           OR (h.id, m.serial) IN (SELECT cov.hold_id, cov.serial FROM cov))
+           OR cov.serial IS NOT NULL)
 $$;
 
 -- Of the given messages, those a hold in force covers (one statement for a whole batch).
