@@ -205,17 +205,49 @@ static json_object *rt_cell(PGresult *res, int row, int col)
 	return json_text(v);
 }
 
+/* Adds row i of res to o, the column names as keys. Returns o. */
+static json_object *rt_add_row(json_object *o, PGresult *res, int i)
+{
+	for (int c = 0; c < PQnfields(res); c++)
+		json_object_object_add(o, PQfname(res, c), rt_cell(res, i, c));
+	return o;
+}
+
 /* Every row of res as an object with the column names as keys. */
 static json_object *rt_rows(PGresult *res)
 {
 	json_object *a = json_object_new_array();
-	for (int i = 0; i < PQntuples(res); i++) {
-		json_object *o = json_object_new_object();
-		for (int c = 0; c < PQnfields(res); c++)
-			json_object_object_add(o, PQfname(res, c), rt_cell(res, i, c));
-		json_object_array_add(a, o);
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		json_object_array_add(a, rt_add_row(json_object_new_object(), res, i));
 	return a;
+}
+
+/* Writes the audit row of a read (takes details), then replies o; 500 if the row cannot be written. */
+static enum MHD_Result rt_reply_audited(struct request *r, json_object *o, const char *action, const char *target,
+					json_object *details)
+{
+	if (web_audit(r, action, target, details) < 0) {
+		json_object_put(o);
+		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
+	}
+	return web_reply_json(r, MHD_HTTP_OK, o);
+}
+
+/* A listing: the rows of sql under key, audited as action (takes details). */
+static enum MHD_Result rt_list(struct request *r, const char *sql, int n, const char *const *p, const char *key,
+			       const char *action, json_object *details)
+{
+	enum MHD_Result reply;
+	PGresult *res = NULL;
+	if (rt_begin(r, &reply) < 0 || (res = rt_sql(r, sql, n, p, &reply)) == NULL) {
+		json_object_put(details);
+		return reply;
+	}
+	web_end(r, true);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, key, rt_rows(res));
+	PQclear(res);
+	return rt_reply_audited(r, o, action, NULL, details);
 }
 
 /* The accounts scope of a body: "all": true, or "accounts": [names], resolved to ids under the officer's
@@ -362,22 +394,8 @@ static int rt_split(const char *rest, char *name, size_t cap, const char **actio
 
 static enum MHD_Result policy_list(struct request *r)
 {
-	enum MHD_Result reply;
-	if (rt_begin(r, &reply) < 0)
-		return reply;
-	PGresult *res = rt_sql(r, "SELECT " POLICY_COLUMNS ", (SELECT count(*) FROM messages m WHERE m.retain_policy = p.name) "
-			       "AS deciding FROM policies p ORDER BY p.name", 0, NULL, &reply);
-	if (res == NULL)
-		return reply;
-	web_end(r, true);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "policies", rt_rows(res));
-	PQclear(res);
-	if (web_audit(r, "policy-list", NULL, NULL) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_list(r, "SELECT " POLICY_COLUMNS ", (SELECT count(*) FROM messages m WHERE m.retain_policy = p.name) "
+		       "AS deciding FROM policies p ORDER BY p.name", 0, NULL, "policies", "policy-list", NULL);
 }
 
 static enum MHD_Result policy_show(struct request *r, const char *name)
@@ -394,9 +412,7 @@ static enum MHD_Result policy_show(struct request *r, const char *name)
 		web_end(r, false);
 		return web_reply_error(r, MHD_HTTP_NOT_FOUND, "no such policy", 0);
 	}
-	json_object *rows = rt_rows(res);
-	json_object *o = json_object_get(json_object_array_get_idx(rows, 0));
-	json_object_put(rows);
+	json_object *o = rt_add_row(json_object_new_object(), res, 0);
 	PQclear(res);
 	/* what it covers now, among the messages this officer sees */
 	res = rt_sql(r, "SELECT count(*) AS covered, coalesce(sum(m.size), 0)::bigint AS bytes, "
@@ -408,15 +424,10 @@ static enum MHD_Result policy_show(struct request *r, const char *name)
 		json_object_put(o);
 		return reply;
 	}
-	for (int c = 0; c < PQnfields(res); c++)
-		json_object_object_add(o, PQfname(res, c), rt_cell(res, 0, c));
+	rt_add_row(o, res, 0);
 	PQclear(res);
 	web_end(r, true);
-	if (web_audit(r, "policy-show", name, NULL) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_reply_audited(r, o, "policy-show", name, NULL);
 }
 
 /* The number of messages the statement just run made eligible sooner (the policies' trigger counts them). */
@@ -617,24 +628,10 @@ static enum MHD_Result policy_route(struct request *r, const char *rest, bool ge
 
 static enum MHD_Result matter_list(struct request *r)
 {
-	enum MHD_Result reply;
-	if (rt_begin(r, &reply) < 0)
-		return reply;
-	PGresult *res = rt_sql(r, "SELECT m.name, m.description, m.created_by, m.created_at::text, m.closed_by, m.closed_at::text, "
-			       "(SELECT count(*) FROM holds h WHERE h.matter_id = m.id AND h.released_at IS NULL) AS active_holds, "
-			       "(SELECT count(*) FROM holds h WHERE h.matter_id = m.id) AS holds FROM matters m ORDER BY m.name",
-			       0, NULL, &reply);
-	if (res == NULL)
-		return reply;
-	web_end(r, true);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "matters", rt_rows(res));
-	PQclear(res);
-	if (web_audit(r, "matter-list", NULL, NULL) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_list(r, "SELECT m.name, m.description, m.created_by, m.created_at::text, m.closed_by, m.closed_at::text, "
+		       "(SELECT count(*) FROM holds h WHERE h.matter_id = m.id AND h.released_at IS NULL) AS active_holds, "
+		       "(SELECT count(*) FROM holds h WHERE h.matter_id = m.id) AS holds FROM matters m ORDER BY m.name",
+		       0, NULL, "matters", "matter-list", NULL);
 }
 
 static enum MHD_Result matter_add(struct request *r)
@@ -705,26 +702,12 @@ static enum MHD_Result matter_close(struct request *r, const char *name)
 
 static enum MHD_Result hold_list(struct request *r)
 {
-	enum MHD_Result reply;
 	const char *matter = web_arg(r, "matter");
 	const char *p[] = { matter };
-	if (rt_begin(r, &reply) < 0)
-		return reply;
-	PGresult *res = rt_sql(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
-			       "WHERE $1::text IS NULL OR mt.name = $1 ORDER BY h.placed_at, h.name", 1, p, &reply);
-	if (res == NULL)
-		return reply;
-	web_end(r, true);
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "holds", rt_rows(res));
-	PQclear(res);
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "matter", matter ? json_text(matter) : NULL);
-	if (web_audit(r, "hold-list", NULL, d) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_list(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
+		       "WHERE $1::text IS NULL OR mt.name = $1 ORDER BY h.placed_at, h.name", 1, p, "holds", "hold-list", d);
 }
 
 static enum MHD_Result hold_show(struct request *r, const char *name)
@@ -748,9 +731,7 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 		web_end(r, false);
 		return web_reply_error(r, MHD_HTTP_NOT_FOUND, "no such hold", 0);
 	}
-	json_object *rows = rt_rows(res);
-	json_object *o = json_object_get(json_object_array_get_idx(rows, 0));
-	json_object_put(rows);
+	json_object *o = rt_add_row(json_object_new_object(), res, 0);
 	PQclear(res);
 	/* what it covers now, among the messages this officer sees */
 	/* (one statement for every message: the database's own judgement of what the hold covers, whatever its state) */
@@ -768,15 +749,10 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 		json_object_put(o);
 		return reply;
 	}
-	for (int c = 0; c < PQnfields(res); c++)
-		json_object_object_add(o, PQfname(res, c), rt_cell(res, 0, c));
+	rt_add_row(o, res, 0);
 	PQclear(res);
 	web_end(r, true);
-	if (web_audit(r, "hold-show", name, NULL) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_reply_audited(r, o, "hold-show", name, NULL);
 }
 
 /* A date for a hold's range: YYYY-MM-DD. */
@@ -972,16 +948,11 @@ static enum MHD_Result disposal_report(struct request *r)
 		return reply;
 	web_end(r, true);
 	json_object *o = json_object_new_object();
-	for (int c = 0; c < PQnfields(res); c++)
-		json_object_object_add(o, PQfname(res, c), rt_cell(res, 0, c));
+	rt_add_row(o, res, 0);
 	PQclear(res);
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "messages", json_object_get(json_object_object_get(o, "messages")));
-	if (web_audit(r, "disposal-report", NULL, d) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_reply_audited(r, o, "disposal-report", NULL, d);
 }
 
 /* --- erasure requests: asked by a legal or admin officer, approved by a different admin --- */
@@ -1011,21 +982,13 @@ static enum MHD_Result erasure_list(struct request *r, int64_t id)
 		PQclear(res);
 		return web_reply_error(r, MHD_HTTP_NOT_FOUND, "no such erasure request", 0);
 	}
-	json_object *rows = rt_rows(res);
+	json_object *o = json_object_new_object();
+	if (id > 0)
+		rt_add_row(o, res, 0);
+	else
+		json_object_object_add(o, "requests", rt_rows(res));
 	PQclear(res);
-	json_object *o;
-	if (id > 0) {
-		o = json_object_get(json_object_array_get_idx(rows, 0));
-		json_object_put(rows);
-	} else {
-		o = json_object_new_object();
-		json_object_object_add(o, "requests", rows);
-	}
-	if (web_audit(r, id > 0 ? "erase-show" : "erase-list", id > 0 ? ids : NULL, NULL) < 0) {
-		json_object_put(o);
-		return web_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the audit record", 0);
-	}
-	return web_reply_json(r, MHD_HTTP_OK, o);
+	return rt_reply_audited(r, o, id > 0 ? "erase-show" : "erase-list", id > 0 ? ids : NULL, NULL);
 }
 
 static enum MHD_Result erasure_request(struct request *r)
