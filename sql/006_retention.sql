@@ -6,6 +6,11 @@
 -- mailvault_dispose_batch(), the only function that deletes, re-checks holds in its own transaction and
 -- leaves a proof of each disposal in the hash-chained audit log.
 
+-- Every function here that reads the archive runs with JIT off: its statements take milliseconds, and the
+-- planner's guesses about the arrays they are given (and about small tables still without statistics)
+-- made PostgreSQL spend over half a second compiling each call; disposal of the demo's archive ran at
+-- 100 messages a second for that alone.
+
 -- Nobody but the owner creates objects where the owner's functions look names up (the default since
 -- PostgreSQL 15; not for a database made by an earlier version).
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
@@ -170,7 +175,7 @@ CREATE FUNCTION mailvault_holds_covering(p_serials bigint[], p_dates timestamptz
                                          p_indexed timestamptz[], p_hold bigint DEFAULT NULL,
                                          p_more_serials bigint[] DEFAULT '{}', p_more_accounts integer[] DEFAULT '{}')
     RETURNS TABLE (serial bigint, hold_id bigint, hold text)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     -- the accounts and recorded query coverage of just these messages, so that every test below is a
     -- look-up in a few rows, whatever the size of the archive (p_more_*: places being deleted, which the
     -- table no longer shows)
@@ -198,7 +203,7 @@ $$;
 
 -- Of the given messages, those a hold in force covers (one statement for a whole batch).
 CREATE FUNCTION mailvault_held_among(p_serials bigint[]) RETURNS SETOF bigint
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     SELECT DISTINCT c.serial FROM (SELECT array_agg(m.serial) AS s, array_agg(m.date) AS d, array_agg(m.ingested_at) AS g,
                                           array_agg(m.indexed_at) AS x
                                    FROM public.messages m WHERE m.serial = ANY (p_serials)) a,
@@ -207,13 +212,13 @@ $$;
 
 -- True if a hold in force covers the message.
 CREATE FUNCTION mailvault_held(p_serial bigint) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     SELECT EXISTS (SELECT 1 FROM public.mailvault_held_among(ARRAY[p_serial]))
 $$;
 
 -- The holds in force that cover a message, by name (for refusals that say why).
 CREATE FUNCTION mailvault_holds_of(p_serial bigint) RETURNS text[]
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     SELECT coalesce(array_agg(c.hold ORDER BY c.hold), '{}')
     FROM public.messages m, public.mailvault_holds_covering(ARRAY[m.serial], ARRAY[m.date], ARRAY[m.ingested_at],
                                                             ARRAY[m.indexed_at]) c
@@ -232,7 +237,7 @@ $$;
 
 -- The locked policies that keep a message now (their own expiry not reached), by name.
 CREATE FUNCTION mailvault_locked_policies_of(p_serial bigint) RETURNS text[]
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     -- a message the policy's query has not yet been evaluated on counts as kept, as for holds
     SELECT coalesce(array_agg(p.name ORDER BY p.name), '{}') FROM public.messages m, public.policies p
     WHERE m.serial = p_serial AND p.locked
@@ -248,7 +253,7 @@ $$;
 -- latest expiry of the policies that cover each one; NULL (kept) when none does. Returns how many
 -- messages became eligible sooner than before.
 CREATE FUNCTION mailvault_retention_recompute(p_serials bigint[]) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     c refcursor;
     r record;
@@ -283,7 +288,7 @@ END $$;
 
 -- retain_until is the database's: set when a message is stored in a new place, recomputed when policies change.
 CREATE FUNCTION mailvault_location_retention() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM public.policies) THEN
         -- computed under the shared lock: a change of policies in progress (which holds it exclusively and
@@ -360,7 +365,7 @@ CREATE TRIGGER policies_no_truncate BEFORE TRUNCATE ON policies
 -- Recomputes every retention date after a change of policies and adds the number of messages made
 -- eligible sooner to mailvault.sooner (transaction-local), for the service to confirm or roll back.
 CREATE FUNCTION mailvault_policies_recompute() RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_sooner bigint;
 BEGIN
@@ -370,14 +375,14 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION mailvault_policies_recompute() FROM PUBLIC;
 CREATE FUNCTION mailvault_policies_changed() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 BEGIN
     PERFORM public.mailvault_policies_recompute();
     RETURN NULL;
 END $$;
 -- an update of the indexer's bookkeeping (covered_through) alone changes no retention
 CREATE FUNCTION mailvault_policies_updated() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 BEGIN
     -- a policy whose query changed starts its coverage afresh (what the old query found no longer counts);
     -- only then, since this trigger fires again for its own UPDATE
@@ -524,7 +529,7 @@ BEGIN
     RETURN OLD;
 END $$;
 CREATE FUNCTION mailvault_refuse_held_delete() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_serial bigint;
 BEGIN
@@ -545,7 +550,7 @@ CREATE TRIGGER messages_no_held_delete AFTER DELETE ON messages REFERENCING OLD 
 -- Nor can a held message lose its places first (which would hide the accounts its holds are on): places
 -- go only after their message.
 CREATE FUNCTION mailvault_refuse_held_places_delete() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_serial bigint;
 BEGIN
@@ -576,7 +581,7 @@ DROP FUNCTION mailvault_dispose(bigint, text);
 -- look at the chain's head and one INSERT. Internal (disposal proofs).
 CREATE FUNCTION mailvault_audit_write_many(p_actor text, p_via text, p_action text, p_targets text[], p_details jsonb[])
     RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_prev bytea;
     v_seq bigint;
@@ -628,7 +633,7 @@ REVOKE ALL ON FUNCTION mailvault_audit_write_many(text, text, text, text[], json
 -- every audited access waits for, is held only from then to the commit). Internal.
 CREATE FUNCTION mailvault_dispose_set(p_serials bigint[], p_reason text, p_requests bigint[])
     RETURNS TABLE (serial bigint, size bigint, policy text, proof_target text, proof jsonb)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET mailvault.disposing = 'on' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off SET mailvault.disposing = 'on' AS $$
 DECLARE
     v_serials bigint[];
     v_targets text[];
@@ -676,7 +681,7 @@ REVOKE ALL ON FUNCTION mailvault_dispose_set(bigint[], text, bigint[]) FROM PUBL
 -- for the disposal itself.
 CREATE FUNCTION mailvault_disposal_candidates(p_after bigint, p_limit integer)
     RETURNS TABLE (serial bigint, size bigint, policy text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_after bigint := p_after;
     v_last bigint;
@@ -723,7 +728,7 @@ END $$;
 -- the one to continue after (NULL when nothing is left).
 CREATE FUNCTION mailvault_dispose_batch(p_after bigint, p_limit integer, p_max_ms integer)
     RETURNS TABLE (serial bigint, size bigint, reason text, policy text)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_start timestamptz := clock_timestamp();
     v_cands bigint[];
@@ -764,7 +769,7 @@ GRANT EXECUTE ON FUNCTION mailvault_disposal_candidates(bigint, integer) TO mail
 -- (with the reason kept on the item), the others go the same way as expired ones. A request is done when
 -- none of its messages is pending.
 CREATE FUNCTION mailvault_erase_batch(p_limit integer) RETURNS TABLE (serial bigint, size bigint, request bigint, state text, note text)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     r record;
     d record;
@@ -811,7 +816,7 @@ GRANT EXECUTE ON FUNCTION mailvault_erase_batch(integer) TO mailvault_retention;
 -- An erasure request, made by the service for an officer: the messages their query found, each checked
 -- now; those under a hold or a locked policy are refused with the reason. Returns the request's id.
 CREATE FUNCTION mailvault_erasure_request(p_officer text, p_query text, p_reason text, p_serials bigint[]) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_id bigint;
 BEGIN
@@ -850,7 +855,7 @@ END $$;
 -- Four eyes: an admin other than the requester approves; messages that came under a hold or a locked
 -- policy since the request are refused now, the rest wait for mailvault-retention.
 CREATE FUNCTION mailvault_erasure_approve(p_id bigint, p_officer text) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     q public.erasure_requests%ROWTYPE;
     v_pending bigint;
@@ -890,7 +895,7 @@ GRANT EXECUTE ON FUNCTION mailvault_erasure_request(text, text, text, bigint[]),
 -- The indexer records what each query covers among the messages it has indexed, and up to when.
 CREATE FUNCTION mailvault_coverage_record(p_kind text, p_id bigint, p_serials bigint[], p_through timestamptz)
     RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
 DECLARE
     v_new bigint[];
 BEGIN
