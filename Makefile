@@ -5,9 +5,11 @@ BUILD   ?= build
 CC      ?= cc
 CXX     ?= c++
 
-PKGS      := libpq openssl gmime-3.0 xapian-core libsodium json-c libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS      := libpq openssl gmime-3.0 xapian-core libsodium json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl (and its GnuTLS, Kerberos, LDAP ...) only where an anchor is time-stamped: mailvault-cli
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null)
 PG_INC     := $(shell pg_config --includedir 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
@@ -38,8 +40,8 @@ INDEXER_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard indexer/indexer-*.c))
 RET_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard retention/*.c))
 # cli/: `mailvault`, the front end: the officers' commands as a client of mailvault-web (front.c, client*.c),
 # and mailvault-cli, the administration program it runs for everything else
-FRONT_ONLY := cli/front.c cli/client.c cli/client-cmds.c cli/client-retention.c
-FRONT_SRC  := $(FRONT_ONLY) cli/args.c
+FRONT_ONLY := cli/front.c cli/client-cmds.c cli/client-retention.c
+FRONT_SRC  := $(FRONT_ONLY) cli/args.c cli/client.c
 FRONT_OBJ  := $(FRONT_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(FRONT_ONLY),$(wildcard cli/*.c))) \
 	$(BUILD)/gen/migrations.o
@@ -100,11 +102,12 @@ $(BUILD)/mailvault-web: $(WEB_OBJ) $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(WEB_LIBS) $(LDLIBS)
 
 $(BUILD)/mailvault-cli: $(CLI_OBJ) $(LIBIDX) $(LIBMV)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CURL_LIBS)
 
-# the front end time-stamps audit anchors (lib/tsa.c): OpenSSL's TS API, libcurl for HTTPS
+# the front end starts for every search: libc and json-c only (audit anchors, with OpenSSL and libcurl, are
+# mailvault-cli's)
 $(BUILD)/mailvault: $(FRONT_OBJ) $(LIBMV)
-	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c libcurl openssl 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs json-c 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBIDX) $(LIBMV)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

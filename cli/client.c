@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,4 +158,60 @@ const char *client_error_text(json_object *parsed, const struct buf *body)
 	if (parsed != NULL && json_object_object_get_ex(parsed, "error", &e) && json_object_is_type(e, json_type_string))
 		return json_object_get_string(e);
 	return body->len ? (const char *)body->data : "mailvault-web gave no reason";
+}
+
+/* Prints "mailvault: [what: ]MESSAGE" and returns rc. */
+int client_fail(int rc, const char *what, const char *msg)
+{
+	fprintf(stderr, "mailvault: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
+	return rc;
+}
+
+/* GETs path and parses a JSON answer. Returns the HTTP status (*out set for JSON bodies) or -1. */
+int client_json(const char *sock, const char *path, json_object **out, struct buf *body)
+{
+	int status = client_get(sock, path, body);
+	*out = status > 0 && body->len ? json_tokener_parse((const char *)body->data) : NULL;
+	return status;
+}
+
+/* A member's string, or NULL. */
+const char *client_member(json_object *o, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Maps a refusal to the exit status and message the command always gave. */
+int client_refused(int status, json_object *j, const struct buf *body, const char *what)
+{
+	const char *msg = client_error_text(j, body);
+	if (status == 400)
+		return client_fail(2, what, msg);
+	if (status == 404)
+		return client_fail(1, NULL, msg);
+	return client_fail(1, what, msg);
+}
+
+int client_verify_options(int argc, char **argv, const char **anchor, const char **tsa_ca)
+{
+	static const char usage[] = "usage: mailvault audit verify [--anchor FILE [--tsa-ca FILE]] [--json]";
+	static const struct option opts[] = {
+		{ "anchor", required_argument, NULL, 'a' }, { "tsa-ca", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': *anchor = optarg; break;
+		case 'c': *tsa_ca = optarg; break;
+		case 'j': break;
+		default: return client_fail(-1, NULL, usage);
+		}
+	}
+	if (optind != argc || (*tsa_ca != NULL && *anchor == NULL))
+		return client_fail(-1, NULL, usage);
+	return 0;
 }

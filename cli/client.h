@@ -28,4 +28,19 @@ void client_url_encode(struct buf *b, const char *s);
 /* The "error" member of a JSON error body (or the body itself, or a generic text); valid while body is. */
 const char *client_error_text(json_object *parsed, const struct buf *body);
 
+/* Prints "mailvault: [what: ]MESSAGE" to stderr and returns rc. */
+int client_fail(int rc, const char *what, const char *msg);
+
+/* GETs path and parses a JSON answer. Returns the HTTP status (*out set for JSON bodies) or -1. */
+int client_json(const char *sock, const char *path, json_object **out, struct buf *body);
+
+/* A member's string, or NULL. */
+const char *client_member(json_object *o, const char *key);
+
+/* Maps a refusal to the exit status and message the commands always gave (2 for a malformed request). */
+int client_refused(int status, json_object *j, const struct buf *body, const char *what);
+
+/* Reads audit verify's options (argv[0] is "verify"): 0, or -1 after printing the usage. */
+int client_verify_options(int argc, char **argv, const char **anchor, const char **tsa_ca);
+
 #endif

@@ -1,6 +1,7 @@
 /* mailvault: the front end. The officers' commands (search, show, audit, policy, matter, hold, erase) are answered by mailvault-web over
  * its Unix socket, for whoever runs them; everything else is administration, run by mailvault-cli (exec'd,
- * with the same arguments). This program opens no database connection and no index. */
+ * with the same arguments), as are audit anchors. This program opens no database connection and no index,
+ * and links only libc and json-c: it starts for every search. */
 #include "args.h"
 #include "client.h"
 #include "client-cmds.h"
@@ -56,5 +57,7 @@ int main(int argc, char **argv)
 		 : strcmp(cmd, "audit") == 0 ? client_audit(sock, a.json, sub_argc, sub_argv)
 					     : client_retention(sock, a.json, sub_argc, sub_argv);
 	free(sock);
-	return rc;
+	/* audit anchor and verify --anchor are mailvault-cli's (it links OpenSSL and libcurl; this program
+	   stays small, because every search starts it) */
+	return rc == CLIENT_RUN_FULL ? front_exec_full(argv) : rc;
 }
