@@ -17,6 +17,9 @@
 //   commit a revision. Small, frequent flushes are much faster than large ones (Xapian's in-memory postings grow
 //   costly), and few commits keep the uncompacted database small.
 // - Each handle is used by one thread at a time.
+// - A reader of several shards counts them in parallel, one thread a shard, each on a Database of its own (a
+//   count is the sum of the shards'). A wildcard's expansion limit applies to each shard, as Xapian applies
+//   it when it searches several shards together: a count and a search of the same query agree.
 #include "xapian_shim.h"
 
 #include <xapian.h>
@@ -32,7 +35,10 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <exception>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,6 +50,7 @@ struct xs_db {
 	Xapian::Database rdb;           // used when read-only
 	Xapian::doccount nshards = 1;   // readers: how many databases were added (docids interleave)
 	std::vector<std::string> paths;
+	std::vector<Xapian::Database> shards;   // readers of several shards: each one alone, to count in parallel
 
 	Xapian::Database &db() { return writable ? wdb : rdb; }
 };
@@ -288,6 +295,8 @@ enum xs_status xs_db_open_readonly(const char *const *paths, size_t npaths, stru
 				db->paths.emplace_back(paths[i]);
 			}
 			db->nshards = (Xapian::doccount)npaths;
+			for (size_t i = 0; npaths > 1 && i < npaths; i++)
+				db->shards.emplace_back(paths[i]);
 		} catch (...) {
 			delete db;
 			throw;
@@ -305,6 +314,8 @@ enum xs_status xs_db_reopen(struct xs_db *db, char **error_r)
 	}
 	return guard(error_r, [&] {
 		db->db().reopen();
+		for (Xapian::Database &shard : db->shards)
+			shard.reopen();
 		return XS_OK;
 	});
 }
@@ -324,6 +335,8 @@ void xs_db_close(struct xs_db **dbp)
 			db->wdb.commit();
 		}
 		db->db().close();
+		for (Xapian::Database &shard : db->shards)
+			shard.close();
 		return XS_OK;
 	});
 	delete db;
@@ -838,6 +851,59 @@ enum xs_status xs_search(struct xs_db *db, const struct xs_query *q, enum xs_sor
 	});
 }
 
+namespace {
+
+// The exact number of documents of d that q matches.
+Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q)
+{
+	Xapian::Enquire enq(d);
+	enq.set_query(q);
+	enq.set_weighting_scheme(Xapian::BoolWeight());   // counting needs no weights
+	return enq.get_mset(0, 0, d.get_doccount()).get_matches_estimated();
+}
+
+// Counts the shards of db in parallel: the calling thread takes the first, one thread each the others. Every
+// thread gets its own copy of the query (Xapian's reference counts are not atomic) and its own Database.
+Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
+{
+	const std::string serialised = q.serialise();
+	const size_t n = db->shards.size();
+	std::vector<Xapian::Query> copies;
+	for (size_t i = 0; i < n; i++)
+		copies.push_back(Xapian::Query::unserialise(serialised));
+	std::vector<Xapian::doccount> counts(n, 0);
+	std::vector<std::exception_ptr> errors(n);
+	auto run = [&](size_t i) {
+		try {
+			counts[i] = count_in(db->shards[i], copies[i]);
+		} catch (...) {
+			errors[i] = std::current_exception();
+		}
+	};
+	std::vector<std::thread> threads;
+	size_t i = 1;
+	try {
+		for (; i < n; i++)
+			threads.emplace_back(run, i);
+	} catch (const std::system_error &) {
+		// no thread to be had: the rest in this one
+	}
+	for (size_t k = i; k < n; k++)
+		run(k);
+	run(0);
+	for (std::thread &t : threads)
+		t.join();
+	Xapian::doccount total = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (errors[k])
+			std::rethrow_exception(errors[k]);
+		total += counts[k];
+	}
+	return total;
+}
+
+} // namespace
+
 enum xs_status xs_count(struct xs_db *db, const struct xs_query *q, uint64_t *count_r, char **error_r)
 {
 	*count_r = 0;
@@ -846,12 +912,7 @@ enum xs_status xs_count(struct xs_db *db, const struct xs_query *q, uint64_t *co
 		return db == nullptr ? XS_ERR_OTHER : XS_ERR_QUERY;
 	}
 	return guard(error_r, [&] {
-		Xapian::Database &d = db->db();
-		Xapian::Enquire enq(d);
-		enq.set_query(q->q);
-		enq.set_weighting_scheme(Xapian::BoolWeight());   // counting needs no weights
-		Xapian::MSet mset = enq.get_mset(0, 0, d.get_doccount());
-		*count_r = mset.get_matches_estimated();
+		*count_r = !db->writable && db->shards.size() > 1 ? count_shards(db, q->q) : count_in(db->db(), q->q);
 		return XS_OK;
 	});
 }

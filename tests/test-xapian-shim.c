@@ -377,6 +377,46 @@ static void test_main_db(const char *dir)
 	xs_query_free(&wq);
 	xs_db_close(&both);
 
+	/* three shards counted in parallel: the sums are exact and equal a search's total (count() checks) */
+	char shard3[sizeof(shard)];
+	snprintf(shard3, sizeof(shard3), "%s/shard3", dir);
+	for (int k = 0; k < 2; k++) {
+		struct xs_db *wk = NULL;
+		CHECK(xs_db_open_writable(k == 0 ? shard : shard3, &wk, NULL) == XS_OK);
+		doc = xs_doc_new();
+		for (int i = 0; i < 600; i++) {
+			char term[32];
+			snprintf(term, sizeof(term), "wq%04d", k * 600 + i);
+			xs_doc_index_text(doc, PFX_BODY, term, strlen(term));
+		}
+		xs_doc_index_text(doc, PFX_BODY, "quarterly", 9);
+		CHECK(xs_db_replace(wk, (uint64_t)(20 + k), doc, NULL) == XS_OK);
+		xs_doc_free(&doc);
+		xs_db_close(&wk);
+	}
+	const char *three[] = {path, shard, shard3};
+	CHECK(xs_db_open_readonly(three, 3, &both, NULL) == XS_OK);
+	CHECK(count(both, text(both, PFX_BODY, "quarterly")) == 5);
+	CHECK(count(both, xs_query_all()) == 10);
+	CHECK(count(both, text(both, PFX_BODY, "wq0007")) == 1);
+	CHECK(count(both, text(both, PFX_BODY, "wq00*")) == 1);    /* 100 words, one shard */
+	CHECK(count(both, text(both, PFX_BODY, "wq0*")) == 2);     /* 1000 words, in both shards */
+	CHECK(count(both, xs_query_or(text(both, PFX_BODY, "wq0001"), text(both, PFX_BODY, "wq1199"))) == 2);
+	/* a wildcard's limit applies to each shard, in a count as in a search (Xapian expands it shard by shard) */
+	CHECK(count(both, text(both, PFX_BODY, "wq*")) == 2);
+	/* the same counts after a reopen, with a document added to the third shard meanwhile */
+	struct xs_db *w3 = NULL;
+	CHECK(xs_db_open_writable(shard3, &w3, NULL) == XS_OK);
+	doc = xs_doc_new();
+	xs_doc_index_text(doc, PFX_BODY, "quarterly late", 14);
+	CHECK(xs_db_replace(w3, 30, doc, NULL) == XS_OK);
+	xs_doc_free(&doc);
+	xs_db_close(&w3);
+	CHECK(count(both, text(both, PFX_BODY, "quarterly")) == 5);
+	CHECK(xs_db_reopen(both, NULL) == XS_OK);
+	CHECK(count(both, text(both, PFX_BODY, "quarterly")) == 6);
+	xs_db_close(&both);
+
 	/* disk usage */
 	CHECK(xs_db_disk_bytes(path) > 0);
 	CHECK(xs_db_disk_bytes(shard) > 0);
