@@ -28,6 +28,13 @@ t_fail "mailvaultd refuses a bad configuration too" "$MV_BUILD/mailvaultd" -c "$
 t_contains "a missing conninfo is an error" "$(printf '[daemon]\nworkers = 2\n' >"$D/bad.conf"; "$M" -c "$D/bad.conf" status 2>&1)" \
 	"[database] conninfo is required"
 
+# --- the mailvault command starts for every search: it loads libc and json-c, nothing else (libcurl, for
+#     anchors, brought GnuTLS, Kerberos and LDAP and cost each search 10 ms; anchors are mailvault-cli's) ---
+others=$(readelf -d "$M" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' |
+	grep -Ev '^(libc\.so\.6|libjson-c\.so\.5|libasan\.so\.[0-9]+|libubsan\.so\.[0-9]+)$' | tr '\n' ' ')
+t_eq "the mailvault command links libc and json-c only" "" "$others"
+t_contains "(readelf read its needs)" "$(readelf -d "$M" | grep NEEDED)" "libjson-c.so"
+
 # --- init is idempotent ---
 t_contains "a second init applies nothing" "$(mvcli init)" "(0 migrations applied)"
 
