@@ -122,7 +122,9 @@ t_eq "none of these appended a line" 3 "$(wc -l <"$D/anchors")"
 t_unix_user mva_legal && t_unix_user mva_aud
 mvcli officer add lena --all --role legal --unix-user mva_legal >/dev/null
 mvcli officer add audra --all --role auditor --unix-user mva_aud >/dev/null
-mkdir -p "$D/bin" "$D/aud" "$D/legal" && cp "$MV_BUILD/mailvault" "$D/bin/" && chown mva_aud "$D/aud" && chown mva_legal "$D/legal"
+# the officers' copy of the programs: mailvault, and mailvault-cli beside it, which runs the anchor commands
+mkdir -p "$D/bin" "$D/aud" "$D/legal" && cp "$MV_BUILD/mailvault" "$MV_BUILD/mailvault-cli" "$D/bin/" &&
+	chown mva_aud "$D/aud" && chown mva_legal "$D/legal"
 as() { local u=$1; shift; runuser -u "$u" -- env MAILVAULT_SOCKET="$MV_WEB_SOCKET" ASAN_OPTIONS="${ASAN_OPTIONS:-}" "$D/bin/mailvault" "$@"; }
 t_denied "an officer of role legal is refused anchoring" "audit anchor: the audit log is for the auditor and admin roles" \
 	as mva_legal audit anchor --file "$D/legal/anchors"
