@@ -121,6 +121,9 @@ CREATE TABLE erasure_items (
     sha256          bytea NOT NULL,
     state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'erased', 'refused')),
     note            text,                       -- why it was refused
+    -- the accounts its message was in when it was asked for: an officer sees the item only if they see one
+    -- of them, and approves the request only if they see them all (the message may be gone since)
+    account_ids     integer[] NOT NULL,
     PRIMARY KEY (request_id, serial)
 );
 CREATE INDEX erasure_items_pending ON erasure_items (serial) WHERE state = 'pending';
@@ -828,11 +831,13 @@ BEGIN
     END IF;
     INSERT INTO public.erasure_requests (query, reason, requested_by) VALUES (p_query, p_reason, p_officer)
         RETURNING id INTO v_id;
-    INSERT INTO public.erasure_items (request_id, serial, sha256, state, note)
+    INSERT INTO public.erasure_items (request_id, serial, sha256, state, note, account_ids)
         SELECT v_id, m.serial, m.sha256,
                CASE WHEN cardinality(h.holds) > 0 OR cardinality(l.locked) > 0 THEN 'refused' ELSE 'pending' END,
                CASE WHEN cardinality(h.holds) > 0 THEN 'under hold ' || array_to_string(h.holds, ', ')
-                    WHEN cardinality(l.locked) > 0 THEN 'kept by locked policy ' || array_to_string(l.locked, ', ') END
+                    WHEN cardinality(l.locked) > 0 THEN 'kept by locked policy ' || array_to_string(l.locked, ', ') END,
+               ARRAY(SELECT DISTINCT pf.account_id FROM public.locations pl JOIN public.folders pf ON pf.id = pl.folder_id
+                     WHERE pl.message_serial = m.serial ORDER BY 1)
         FROM public.messages m,
              LATERAL (SELECT public.mailvault_holds_of(m.serial) AS holds) h,
              LATERAL (SELECT public.mailvault_locked_policies_of(m.serial) AS locked) l
@@ -871,6 +876,14 @@ BEGIN
     IF q.requested_by = p_officer THEN
         RAISE EXCEPTION 'mailvault: erasure request % was made by %: a different officer must approve it', p_id, p_officer
             USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- the approver answers for every message: they must see every account the request's messages were in
+    IF EXISTS (SELECT 1 FROM public.officers o, public.erasure_items i
+               WHERE o.name = p_officer AND NOT o.all_accounts AND i.request_id = p_id
+                 AND NOT i.account_ids <@ ARRAY(SELECT oa.account_id FROM public.officer_accounts oa
+                                                WHERE oa.officer = o.name)) THEN
+        RAISE EXCEPTION 'mailvault: erasure request % names messages in accounts % does not see: an admin who sees them approves it',
+            p_id, p_officer USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF q.status <> 'pending' THEN
         RAISE EXCEPTION 'mailvault: erasure request % is %, not pending', p_id, q.status USING ERRCODE = 'check_violation';

@@ -152,6 +152,34 @@ t_contains "a different admin approves the first" "$(as mvo_admin2 erase approve
 t_eq "the request and its approval are in the audit log, by their officers" "erase-request lena
 erase-approve adam" "$(mv_sql "SELECT action || ' ' || actor FROM audit_log WHERE action IN ('erase-request', 'erase-approve') AND target = '$RQ' ORDER BY seq")"
 
+# --- erasure requests and scope: an officer sees the items of the accounts they see, and approves only a
+#     request whose every message they see ---
+t_unix_user mvo_bob && mvcli officer add bobby --accounts bob --role admin --unix-user mvo_bob >/dev/null
+t_eq "an officer who sees none of a request's messages does not know it" "mailvault: erase show: no such erasure request" \
+	"$(as mvo_bob erase show "$RQ2" 2>&1)"
+t_eq "as they do not know a missing one" "mailvault: erase show: no such erasure request" "$(as mvo_bob erase show 999999 2>&1)"
+t_eq "nor is it listed to them" "[]" "$(as mvo_bob erase list --json | "$MV_PYTHON" -c 'import json,sys; print([q["id"] for q in json.load(sys.stdin)["requests"]])')"
+t_eq "nor can they approve it: it answers as a missing one" "mailvault: erase approve: no such erasure request" \
+	"$(as mvo_bob erase approve "$RQ2" 2>&1)"
+t_eq "a missing one answers the same" "mailvault: erase approve: no such erasure request" "$(as mvo_bob erase approve 999999 2>&1)"
+t_ok "a request over two accounts (alice's quokka, bob's mail)" \
+	as mvo_legal erase request --query 'subject:quokka OR account:bob' --reason "GDPR Art. 17, request 44"
+RQM=$(mv_sql "SELECT id FROM erasure_requests WHERE reason = 'GDPR Art. 17, request 44'")
+bob_n=$(acct_serials bob | wc -l)
+t_eq "its items record their accounts" "$((bob_n + 1))" \
+	"$(mv_sql "SELECT count(*) FROM erasure_items i WHERE i.request_id = $RQM AND cardinality(i.account_ids) = 1")"
+show_items() { as "$1" erase show "$RQM" --json | "$MV_PYTHON" -c 'import json,sys; q=json.load(sys.stdin); print(q["messages"], " ".join(str(i["serial"]) for i in q["items"]))'; }
+t_eq "an officer of alice's account sees alice's item only, and counts it only" "1 $QUO" "$(show_items mvo_scoped)"
+t_eq "an officer of every account sees all of them" "$((bob_n + 1))" "$(show_items mvo_legal | cut -d' ' -f1)"
+t_eq "bob's officer sees bob's" "$bob_n $(acct_serials bob | paste -sd' ')" "$(show_items mvo_bob)"
+t_denied "an admin who does not see every account of a request cannot approve it" \
+	"names messages in accounts scoped does not see" as mvo_scoped erase approve "$RQM"
+t_eq "the refusal is audited, by the database" "denied scoped database" \
+	"$(mv_sql "SELECT action || ' ' || actor || ' ' || (details->>'refused_by') FROM audit_log WHERE target LIKE '%/erasures/$RQM/%' ORDER BY seq DESC LIMIT 1")"
+t_denied "the database refuses it too, whoever calls it" "names messages in accounts bobby does not see" \
+	as_role mailvault_web "SELECT mailvault_erasure_approve($RQM, 'bobby')"
+t_eq "and the request is still pending" "pending" "$(mv_sql "SELECT status FROM erasure_requests WHERE id = $RQM")"
+
 # --- disposal: exactly what expired and no hold covers; a proof per message; gone from search ---
 retention() { "$MV_BUILD/mailvault-retention" -c "$MV_CONF" "$@"; }
 expired_free=$(mv_sql "SELECT serial FROM messages WHERE retain_until <= now() AND NOT mailvault_held(serial) AND serial <> $QUO ORDER BY 1")

@@ -957,24 +957,34 @@ static enum MHD_Result disposal_report(struct request *r)
 
 /* --- erasure requests: asked by a legal or admin officer, approved by a different admin --- */
 
+/* The erasure items an officer sees ($2: whether they see every account): those whose message was in one
+   of their accounts when it was asked for (the accounts table answers only those, row-level security). A
+   request with none of them is unknown to the officer, as a missing one is. */
+#define RT_VISIBLE_ITEMS \
+	"vis AS MATERIALIZED (SELECT i.* FROM erasure_items i " \
+	" WHERE $2::boolean OR i.account_ids && ARRAY(SELECT a.id FROM accounts a)) "
+
 static enum MHD_Result erasure_list(struct request *r, int64_t id)
 {
 	enum MHD_Result reply;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	const char *p[] = { ids };
+	const char *p[] = { ids, r->who.all_accounts ? "true" : "false" };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
+	/* the counts are of the items the officer sees */
 	PGresult *res = rt_sql(r,
+		"WITH " RT_VISIBLE_ITEMS
 		"SELECT q.id, q.query, q.reason, q.requested_by, q.requested_at::text, q.approved_by, q.approved_at::text, q.status, "
-		"q.completed_at::text, (SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id) AS messages, "
-		"(SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'pending') AS pending, "
-		"(SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'erased') AS erased, "
-		"(SELECT count(*) FROM erasure_items i WHERE i.request_id = q.id AND i.state = 'refused') AS refused, "
+		"q.completed_at::text, (SELECT count(*) FROM vis i WHERE i.request_id = q.id) AS messages, "
+		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'pending') AS pending, "
+		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'erased') AS erased, "
+		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'refused') AS refused, "
 		"CASE WHEN $1::bigint > 0 THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'sha256', "
-		"  encode(i.sha256, 'hex'), 'state', i.state, 'note', i.note) ORDER BY i.serial), '[]') FROM erasure_items i "
+		"  encode(i.sha256, 'hex'), 'state', i.state, 'note', i.note) ORDER BY i.serial), '[]') FROM vis i "
 		"  WHERE i.request_id = q.id) END AS items "
-		"FROM erasure_requests q WHERE $1::bigint = 0 OR q.id = $1::bigint ORDER BY q.id", 1, p, &reply);
+		"FROM erasure_requests q WHERE ($1::bigint = 0 OR q.id = $1::bigint) "
+		" AND EXISTS (SELECT 1 FROM vis i WHERE i.request_id = q.id) ORDER BY q.id", 2, p, &reply);
 	if (res == NULL)
 		return reply;
 	web_end(r, true);
@@ -1072,10 +1082,21 @@ static enum MHD_Result erasure_approve(struct request *r, int64_t id)
 	enum MHD_Result reply;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	const char *p[] = { ids, r->who.name };
+	const char *p[] = { ids, r->who.name }, *pv[] = { ids, r->who.all_accounts ? "true" : "false" };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 ||
-	    (res = rt_sql(r, "SELECT mailvault_erasure_approve($1::bigint, $2)", 2, p, &reply)) == NULL)
+	    (res = rt_sql(r, "WITH " RT_VISIBLE_ITEMS "SELECT EXISTS (SELECT 1 FROM vis WHERE request_id = $1::bigint)",
+			  2, pv, &reply)) == NULL)
+		return reply;
+	/* a request the officer sees nothing of answers as a missing one (the database refuses one they see in
+	   part: the approver must see every account) */
+	bool known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!known) {
+		web_end(r, false);
+		return web_reply_error(r, MHD_HTTP_NOT_FOUND, "no such erasure request", 0);
+	}
+	if ((res = rt_sql(r, "SELECT mailvault_erasure_approve($1::bigint, $2)", 2, p, &reply)) == NULL)
 		return reply;
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_int64(id));
