@@ -123,9 +123,22 @@ t_contains "and covered by the hold placed before it" "$(as mvo_legal hold show 
 t_denied "a matter with active holds cannot be closed" "has active holds" as mvo_legal matter close case1
 t_ok "hold list shows them" as mvo_legal hold list --matter case1
 t_eq "hold list --json names four holds" 4 "$(as mvo_legal hold list --json | "$MV_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["holds"]))')"
+# officers of one account: holds and policies that cover none of their accounts are unknown to them
 t_unix_user mvo_scoped && mvcli officer add scoped --accounts alice --role admin --unix-user mvo_scoped >/dev/null
-t_denied "an officer who does not see bob cannot release bob's hold" "covers accounts you do not see" \
-	as mvo_scoped hold release hold-bob --reason "not mine"
+t_unix_user mvo_bob && mvcli officer add bobby --accounts bob --role admin --unix-user mvo_bob >/dev/null
+names() { "$MV_PYTHON" -c "import json,sys; print(' '.join(x['name'] for x in json.load(sys.stdin)['$1']))"; }
+t_eq "an officer of alice sees the holds that cover alice (here the one on every account)" "hold-zan" \
+	"$(as mvo_scoped hold list --json | names holds)"
+t_eq "and the policies" "oneyear sent3y" "$(as mvo_scoped policy list --json | names policies)"
+t_eq "bob's hold is unknown to them" "mailvault: hold show: no such hold" "$(as mvo_scoped hold show hold-bob 2>&1)"
+t_eq "as a missing one is" "mailvault: hold show: no such hold" "$(as mvo_scoped hold show hold-nobody 2>&1)"
+t_denied "releasing it answers the same" "no such hold" as mvo_scoped hold release hold-bob --reason "not mine"
+t_eq "bob10y is unknown to them too" "mailvault: policy show: no such policy" "$(as mvo_scoped policy show bob10y 2>&1)"
+t_eq "an officer of bob sees bob's hold and bob10y" "hold-bob hold-zan / bob10y oneyear" \
+	"$(as mvo_bob hold list --json | names holds) / $(as mvo_bob policy list --json | names policies)"
+t_denied "but cannot change bob10y, which covers carol too" "covers accounts you do not see" \
+	as mvo_bob policy set bob10y --keep 60y
+t_eq "hold-bob is still active" "active" "$(mv_sql "SELECT CASE WHEN released_at IS NULL THEN 'active' END FROM holds WHERE name = 'hold-bob'")"
 t_denied "nor change a policy on every account" "covers accounts you do not see" as mvo_scoped policy set oneyear --keep 1d --confirm
 t_denied "nor cover every account with a new one" "only an officer who sees every account" as mvo_scoped policy add mine --keep 1d --all
 t_denied "no program role may create objects where the owner's functions look names up" "permission denied for schema public" \
@@ -154,7 +167,6 @@ erase-approve adam" "$(mv_sql "SELECT action || ' ' || actor FROM audit_log WHER
 
 # --- erasure requests and scope: an officer sees the items of the accounts they see, and approves only a
 #     request whose every message they see ---
-t_unix_user mvo_bob && mvcli officer add bobby --accounts bob --role admin --unix-user mvo_bob >/dev/null
 t_eq "an officer who sees none of a request's messages does not know it" "mailvault: erase show: no such erasure request" \
 	"$(as mvo_bob erase show "$RQ2" 2>&1)"
 t_eq "as they do not know a missing one" "mailvault: erase show: no such erasure request" "$(as mvo_bob erase show 999999 2>&1)"

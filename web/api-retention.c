@@ -349,19 +349,24 @@ static int rt_scope_covers(struct request *r, bool hold, const char *name, enum 
 {
 	const char *p[] = { name };
 	/* the accounts table answers only the accounts this officer sees (row-level security) */
-	PGresult *res = rt_sql(r, hold ? "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a) FROM holds x "
-					 "WHERE x.name = $1"
-				       : "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a) FROM policies x "
-					 "WHERE x.name = $1",
+	PGresult *res = rt_sql(r, hold ? "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a), "
+					 "x.account_ids && ARRAY(SELECT a.id FROM accounts a) FROM holds x WHERE x.name = $1"
+				       : "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a), "
+					 "x.account_ids && ARRAY(SELECT a.id FROM accounts a) FROM policies x WHERE x.name = $1",
 			       1, p, reply);
 	if (res == NULL)
 		return -1;
-	bool ok = PQntuples(res) == 0 ||
-		  (strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? r->who.all_accounts : strcmp(PQgetvalue(res, 0, 1), "t") == 0);
+	bool found = PQntuples(res) == 1, all = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	bool covers = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0, meets = found && strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	PQclear(res);
-	if (ok)
+	if (!found || (all ? r->who.all_accounts : covers))
 		return 0;
 	web_end(r, false);
+	/* one that covers none of the officer's accounts is unknown to them, as a missing one is */
+	if (!all && !meets && !r->who.all_accounts) {
+		*reply = web_reply_error(r, MHD_HTTP_NOT_FOUND, hold ? "no such hold" : "no such policy", 0);
+		return -1;
+	}
 	*reply = web_forbidden(r, hold ? "this hold covers accounts you do not see: an officer who sees them releases it"
 				       : "this policy covers accounts you do not see: an officer who sees them changes it");
 	return -1;
@@ -383,7 +388,12 @@ static int rt_split(const char *rest, char *name, size_t cap, const char **actio
 	return 0;
 }
 
-/* --- policies (role admin to change; every officer may read them) --- */
+/* --- policies (role admin to change; every officer may read those that cover an account they see) --- */
+
+/* True (SQL) if the officer sees the hold or policy x: they see every account ($all), or x covers every
+   account, or one they see (the accounts table answers only those, row-level security). */
+#define RT_SEES(x, all) \
+	"(" all "::boolean OR " x ".all_accounts OR " x ".account_ids && ARRAY(SELECT a.id FROM accounts a))"
 
 #define POLICY_COLUMNS \
 	"p.name, CASE WHEN p.keep IS NULL THEN 'forever' ELSE p.keep::text END AS keep, " \
@@ -394,17 +404,20 @@ static int rt_split(const char *rest, char *name, size_t cap, const char **actio
 
 static enum MHD_Result policy_list(struct request *r)
 {
+	const char *p[] = { r->who.all_accounts ? "true" : "false" };
 	return rt_list(r, "SELECT " POLICY_COLUMNS ", (SELECT count(*) FROM messages m WHERE m.retain_policy = p.name) "
-		       "AS deciding FROM policies p ORDER BY p.name", 0, NULL, "policies", "policy-list", NULL);
+		       "AS deciding FROM policies p WHERE " RT_SEES("p", "$1") " ORDER BY p.name", 1, p, "policies",
+		       "policy-list", NULL);
 }
 
 static enum MHD_Result policy_show(struct request *r, const char *name)
 {
 	enum MHD_Result reply;
-	const char *p[] = { name };
+	const char *p[] = { name, r->who.all_accounts ? "true" : "false" };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
-	PGresult *res = rt_sql(r, "SELECT " POLICY_COLUMNS " FROM policies p WHERE p.name = $1", 1, p, &reply);
+	PGresult *res = rt_sql(r, "SELECT " POLICY_COLUMNS " FROM policies p WHERE p.name = $1 AND " RT_SEES("p", "$2"), 2, p,
+			       &reply);
 	if (res == NULL)
 		return reply;
 	if (PQntuples(res) == 0) {
@@ -703,11 +716,12 @@ static enum MHD_Result matter_close(struct request *r, const char *name)
 static enum MHD_Result hold_list(struct request *r)
 {
 	const char *matter = web_arg(r, "matter");
-	const char *p[] = { matter };
+	const char *p[] = { matter, r->who.all_accounts ? "true" : "false" };
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "matter", matter ? json_text(matter) : NULL);
 	return rt_list(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
-		       "WHERE $1::text IS NULL OR mt.name = $1 ORDER BY h.placed_at, h.name", 1, p, "holds", "hold-list", d);
+		       "WHERE ($1::text IS NULL OR mt.name = $1) AND " RT_SEES("h", "$2") " ORDER BY h.placed_at, h.name", 2, p,
+		       "holds", "hold-list", d);
 }
 
 static enum MHD_Result hold_show(struct request *r, const char *name)
@@ -719,11 +733,11 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 		return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "limit must be 0 to 1000", 0);
 	char lim[24];
 	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)limit);
-	const char *p[] = { name, lim };
+	const char *p[] = { name, lim }, *pv[] = { name, r->who.all_accounts ? "true" : "false" };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
 	PGresult *res = rt_sql(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
-			       "WHERE h.name = $1", 1, p, &reply);
+			       "WHERE h.name = $1 AND " RT_SEES("h", "$2"), 2, pv, &reply);
 	if (res == NULL)
 		return reply;
 	if (PQntuples(res) == 0) {
