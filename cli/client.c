@@ -1,5 +1,7 @@
 /* The mailvault command as a client of mailvault-web (see client.h). A small HTTP/1.1 client: one request
- * per connection (Connection: close), a Content-Length body read to the end. */
+ * per connection (Connection: close), a Content-Length body read to the end; and what every officer's
+ * command does with an answer (errors, JSON members, audit verify's options), shared by the front end and
+ * by mailvault-cli's anchor commands. */
 #include "client.h"
 #include "config.h"
 #include "util.h"
