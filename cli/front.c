@@ -27,9 +27,16 @@ static int front_exec_full(char **argv)
 	*slash = '\0';
 	/* beside this program (the build tree), then where `make install` puts it */
 	static const char *const places[] = { "%s/mailvault-cli", "%s/../libexec/mailvault/mailvault-cli" };
+	/* a mailvault-cli that is a copy of this program would run itself for ever: it says so instead */
+	if (getenv("MAILVAULT_FRONT_EXECED") != NULL) {
+		fprintf(stderr, "mailvault: the mailvault-cli beside %s is the mailvault command itself, not the "
+			"administration program (is the installation complete?)\n", self);
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
 		snprintf(path, sizeof(path), places[i], self);
 		if (access(path, X_OK) == 0) {
+			setenv("MAILVAULT_FRONT_EXECED", "1", 1);
 			execv(path, argv);
 			fprintf(stderr, "mailvault: cannot run %s: %s\n", path, strerror(errno));
 			return 1;

@@ -37,7 +37,6 @@
 #include <new>
 #include <exception>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -881,12 +880,14 @@ Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 		}
 	};
 	std::vector<std::thread> threads;
+	threads.reserve(n - 1);   // before any thread runs: emplace_back below never reallocates
 	size_t i = 1;
-	try {
-		for (; i < n; i++)
+	for (; i < n; i++) {
+		try {
 			threads.emplace_back(run, i);
-	} catch (const std::system_error &) {
-		// no thread to be had: the rest in this one
+		} catch (...) {
+			break;   // no thread to be had (the vector is unchanged): the rest in this one
+		}
 	}
 	for (size_t k = i; k < n; k++)
 		run(k);

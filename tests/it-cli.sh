@@ -34,6 +34,9 @@ others=$(readelf -d "$M" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' |
 	grep -Ev '^(libc\.so\.6|libjson-c\.so\.5|libasan\.so\.[0-9]+|libubsan\.so\.[0-9]+)$' | tr '\n' ' ')
 t_eq "the mailvault command links libc and json-c only" "" "$others"
 t_contains "(readelf read its needs)" "$(readelf -d "$M" | grep NEEDED)" "libjson-c.so"
+mkdir -p "$D/loop" && cp "$M" "$D/loop/mailvault" && cp "$M" "$D/loop/mailvault-cli"
+t_denied "a mailvault-cli that is a copy of the command is said to be one, not run for ever" \
+	"is the mailvault command itself, not the administration program" timeout 10 "$D/loop/mailvault" status
 
 # --- init is idempotent ---
 t_contains "a second init applies nothing" "$(mvcli init)" "(0 migrations applied)"

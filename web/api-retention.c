@@ -359,14 +359,11 @@ static int rt_scope_covers(struct request *r, bool hold, const char *name, enum 
 	bool found = PQntuples(res) == 1, all = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	bool covers = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0, meets = found && strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	PQclear(res);
-	if (!found || (all ? r->who.all_accounts : covers))
+	/* one that covers none of the officer's accounts is unknown to them: the statement that follows does
+	   not find it (RT_SEES), and answers as for a missing one */
+	if (!found || (all ? r->who.all_accounts : covers) || (!all && !meets && !r->who.all_accounts))
 		return 0;
 	web_end(r, false);
-	/* one that covers none of the officer's accounts is unknown to them, as a missing one is */
-	if (!all && !meets && !r->who.all_accounts) {
-		*reply = web_reply_error(r, MHD_HTTP_NOT_FOUND, hold ? "no such hold" : "no such policy", 0);
-		return -1;
-	}
 	*reply = web_forbidden(r, hold ? "this hold covers accounts you do not see: an officer who sees them releases it"
 				       : "this policy covers accounts you do not see: an officer who sees them changes it");
 	return -1;
@@ -546,7 +543,7 @@ static enum MHD_Result policy_write(struct request *r, const char *existing)
 	}
 	const char *keep_p = forever ? NULL : (interval[0] ? interval : NULL);
 	const char *p[] = { name, keep_p, scope_given ? (all ? "t" : "f") : NULL, scope_given ? pg_array_text(&ids) : NULL,
-			    folders, query, r->who.name, keep != NULL ? "t" : "f" };
+			    folders, query, r->who.name, keep != NULL ? "t" : "f", r->who.all_accounts ? "t" : "f" };
 	PGresult *res;
 	if (existing == NULL)
 		res = rt_sql(r, "INSERT INTO policies (name, keep, all_accounts, account_ids, folder_pattern, query, created_by) "
@@ -555,7 +552,8 @@ static enum MHD_Result policy_write(struct request *r, const char *existing)
 		res = rt_sql(r, "UPDATE policies SET keep = CASE WHEN $8::boolean THEN $2::interval ELSE keep END, "
 			     "all_accounts = coalesce($3::boolean, all_accounts), account_ids = coalesce($4::integer[], account_ids), "
 			     "folder_pattern = coalesce($5, folder_pattern), query = coalesce($6, query), "
-			     "changed_by = $7, changed_at = now() WHERE name = $1 RETURNING id", 8, p, &reply);
+			     "changed_by = $7, changed_at = now() WHERE name = $1 AND " RT_SEES("policies", "$9") " RETURNING id",
+			     9, p, &reply);
 	pg_array_free(&ids);
 	if (res == NULL) {
 		json_object_put(names);
@@ -596,10 +594,12 @@ static enum MHD_Result policy_lock_or_remove(struct request *r, const char *name
 	}
 	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, false, name, &reply) < 0)
 		return reply;
-	const char *p[] = { name, r->who.name };
-	PGresult *res = lock ? rt_sql(r, "UPDATE policies SET locked = true, locked_at = now(), locked_by = $2 WHERE name = $1 "
-				      "AND NOT locked RETURNING id", 2, p, &reply)
-			     : rt_sql(r, "DELETE FROM policies WHERE name = $1 RETURNING id", 1, p, &reply);
+	const char *see = r->who.all_accounts ? "t" : "f";
+	const char *p[] = { name, see, r->who.name };
+	PGresult *res = lock ? rt_sql(r, "UPDATE policies SET locked = true, locked_at = now(), locked_by = $3 WHERE name = $1 "
+				      "AND " RT_SEES("policies", "$2") " AND NOT locked RETURNING id", 3, p, &reply)
+			     : rt_sql(r, "DELETE FROM policies WHERE name = $1 AND " RT_SEES("policies", "$2") " RETURNING id", 2, p,
+				      &reply);
 	if (res == NULL)
 		return reply;
 	bool found = PQntuples(res) == 1;
@@ -867,11 +867,12 @@ static enum MHD_Result hold_release(struct request *r, const char *name)
 		json_object_put(b);
 		return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "releasing a hold needs a reason (--reason TEXT)", 0);
 	}
-	const char *p[] = { name, r->who.name, reason };
+	const char *p[] = { name, r->who.name, reason, r->who.all_accounts ? "t" : "f" };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, true, name, &reply) < 0 ||
 	    (res = rt_sql(r, "UPDATE holds h SET released_at = now(), released_by = $2, release_reason = $3 FROM retention_settings s "
-			  "WHERE h.name = $1 AND h.released_at IS NULL RETURNING (now() + s.release_grace)::text", 3, p, &reply)) == NULL) {
+			  "WHERE h.name = $1 AND h.released_at IS NULL AND " RT_SEES("h", "$4") " RETURNING "
+			  "(now() + s.release_grace)::text", 4, p, &reply)) == NULL) {
 		json_object_put(b);
 		return reply;
 	}
@@ -971,12 +972,10 @@ static enum MHD_Result disposal_report(struct request *r)
 
 /* --- erasure requests: asked by a legal or admin officer, approved by a different admin --- */
 
-/* The erasure items an officer sees ($2: whether they see every account): those whose message was in one
-   of their accounts when it was asked for (the accounts table answers only those, row-level security). A
-   request with none of them is unknown to the officer, as a missing one is. */
-#define RT_VISIBLE_ITEMS \
-	"vis AS MATERIALIZED (SELECT i.* FROM erasure_items i " \
-	" WHERE $2::boolean OR i.account_ids && ARRAY(SELECT a.id FROM accounts a)) "
+/* True (SQL) if the officer sees erasure item i ($2: whether they see every account): its message was in
+   one of their accounts when it was asked for (the accounts table answers only those, row-level security).
+   A request with none of them is unknown to the officer, as a missing one is. */
+#define RT_ITEM_VISIBLE "($2::boolean OR i.account_ids && ARRAY(SELECT a.id FROM accounts a))"
 
 static enum MHD_Result erasure_list(struct request *r, int64_t id)
 {
@@ -986,19 +985,18 @@ static enum MHD_Result erasure_list(struct request *r, int64_t id)
 	const char *p[] = { ids, r->who.all_accounts ? "true" : "false" };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
-	/* the counts are of the items the officer sees */
+	/* the counts are of the items the officer sees, read once (by the request's key when one is asked for) */
 	PGresult *res = rt_sql(r,
-		"WITH " RT_VISIBLE_ITEMS
+		"WITH v AS (SELECT i.request_id, count(*) AS messages, count(*) FILTER (WHERE i.state = 'pending') AS pending, "
+		"  count(*) FILTER (WHERE i.state = 'erased') AS erased, count(*) FILTER (WHERE i.state = 'refused') AS refused "
+		"  FROM erasure_items i WHERE ($1::bigint = 0 OR i.request_id = $1::bigint) AND " RT_ITEM_VISIBLE
+		"  GROUP BY i.request_id) "
 		"SELECT q.id, q.query, q.reason, q.requested_by, q.requested_at::text, q.approved_by, q.approved_at::text, q.status, "
-		"q.completed_at::text, (SELECT count(*) FROM vis i WHERE i.request_id = q.id) AS messages, "
-		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'pending') AS pending, "
-		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'erased') AS erased, "
-		"(SELECT count(*) FROM vis i WHERE i.request_id = q.id AND i.state = 'refused') AS refused, "
+		"q.completed_at::text, v.messages, v.pending, v.erased, v.refused, "
 		"CASE WHEN $1::bigint > 0 THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('serial', i.serial, 'sha256', "
-		"  encode(i.sha256, 'hex'), 'state', i.state, 'note', i.note) ORDER BY i.serial), '[]') FROM vis i "
-		"  WHERE i.request_id = q.id) END AS items "
-		"FROM erasure_requests q WHERE ($1::bigint = 0 OR q.id = $1::bigint) "
-		" AND EXISTS (SELECT 1 FROM vis i WHERE i.request_id = q.id) ORDER BY q.id", 2, p, &reply);
+		"  encode(i.sha256, 'hex'), 'state', i.state, 'note', i.note) ORDER BY i.serial), '[]') FROM erasure_items i "
+		"  WHERE i.request_id = q.id AND " RT_ITEM_VISIBLE ") END AS items "
+		"FROM erasure_requests q JOIN v ON v.request_id = q.id ORDER BY q.id", 2, p, &reply);
 	if (res == NULL)
 		return reply;
 	web_end(r, true);
@@ -1099,8 +1097,8 @@ static enum MHD_Result erasure_approve(struct request *r, int64_t id)
 	const char *p[] = { ids, r->who.name }, *pv[] = { ids, r->who.all_accounts ? "true" : "false" };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 ||
-	    (res = rt_sql(r, "WITH " RT_VISIBLE_ITEMS "SELECT EXISTS (SELECT 1 FROM vis WHERE request_id = $1::bigint)",
-			  2, pv, &reply)) == NULL)
+	    (res = rt_sql(r, "SELECT EXISTS (SELECT 1 FROM erasure_items i WHERE i.request_id = $1::bigint AND "
+			  RT_ITEM_VISIBLE ")", 2, pv, &reply)) == NULL)
 		return reply;
 	/* a request the officer sees nothing of answers as a missing one (the database refuses one they see in
 	   part: the approver must see every account) */
