@@ -228,12 +228,19 @@ CREATE FUNCTION mailvault_holds_of(p_serial bigint) RETURNS text[]
     WHERE m.serial = p_serial
 $$;
 
--- True if policy p covers the message (its accounts, folders and, for a query, the recorded coverage).
-CREATE FUNCTION mailvault_policy_covers(p public.policies, p_serial bigint) RETURNS boolean
+-- True if one of the message's places is where policy p applies: its accounts and folders. (Plain SQL,
+-- so that the planner inlines it where it is used.)
+CREATE FUNCTION mailvault_policy_places(p public.policies, p_serial bigint) RETURNS boolean
     LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
                    WHERE l.message_serial = p_serial AND (p.all_accounts OR f.account_id = ANY (p.account_ids))
                      AND (p.folder_regex IS NULL OR f.name ~ p.folder_regex))
+$$;
+
+-- True if policy p covers the message (its accounts, folders and, for a query, the recorded coverage).
+CREATE FUNCTION mailvault_policy_covers(p public.policies, p_serial bigint) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT public.mailvault_policy_places(p, p_serial)
        AND (p.query IS NULL OR EXISTS (SELECT 1 FROM public.policy_coverage c WHERE c.policy_id = p.id
                                        AND c.serial = p_serial))
 $$;
@@ -243,10 +250,7 @@ CREATE FUNCTION mailvault_locked_policies_of(p_serial bigint) RETURNS text[]
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET jit = off AS $$
     -- a message the policy's query has not yet been evaluated on counts as kept, as for holds
     SELECT coalesce(array_agg(p.name ORDER BY p.name), '{}') FROM public.messages m, public.policies p
-    WHERE m.serial = p_serial AND p.locked
-      AND EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                  WHERE l.message_serial = m.serial AND (p.all_accounts OR f.account_id = ANY (p.account_ids))
-                    AND (p.folder_regex IS NULL OR f.name ~ p.folder_regex))
+    WHERE m.serial = p_serial AND p.locked AND public.mailvault_policy_places(p, m.serial)
       AND (p.query IS NULL OR p.covered_through IS NULL OR m.indexed_at IS NULL OR m.indexed_at > p.covered_through
            OR EXISTS (SELECT 1 FROM public.policy_coverage c WHERE c.policy_id = p.id AND c.serial = m.serial))
       AND (p.keep IS NULL OR public.mailvault_base_date(m.serial, m.date, m.ingested_at) + p.keep > now())
@@ -837,18 +841,17 @@ BEGIN
                CASE WHEN cardinality(h.holds) > 0 OR cardinality(l.locked) > 0 THEN 'refused' ELSE 'pending' END,
                CASE WHEN cardinality(h.holds) > 0 THEN 'under hold ' || array_to_string(h.holds, ', ')
                     WHEN cardinality(l.locked) > 0 THEN 'kept by locked policy ' || array_to_string(l.locked, ', ') END,
-               ARRAY(SELECT DISTINCT pf.account_id FROM public.locations pl JOIN public.folders pf ON pf.id = pl.folder_id
-                     WHERE pl.message_serial = m.serial ORDER BY 1)
+               a.ids
         FROM public.messages m,
+             LATERAL (SELECT ARRAY(SELECT DISTINCT f.account_id FROM public.locations pl JOIN public.folders f
+                                   ON f.id = pl.folder_id WHERE pl.message_serial = m.serial ORDER BY 1) AS ids) a,
              LATERAL (SELECT public.mailvault_holds_of(m.serial) AS holds) h,
              LATERAL (SELECT public.mailvault_locked_policies_of(m.serial) AS locked) l
         WHERE m.serial = ANY (p_serials)
-          -- only what the officer may see, whatever the service passed
-          AND EXISTS (SELECT 1 FROM public.locations l JOIN public.folders f ON f.id = l.folder_id
-                      JOIN public.officers o ON o.name = p_officer
-                      WHERE l.message_serial = m.serial
-                        AND (o.all_accounts OR EXISTS (SELECT 1 FROM public.officer_accounts oa
-                                                       WHERE oa.officer = o.name AND oa.account_id = f.account_id)));
+          -- only what the officer may see (one of its accounts in their scope), whatever the service passed
+          AND EXISTS (SELECT 1 FROM public.officers o WHERE o.name = p_officer
+                      AND (o.all_accounts OR a.ids && ARRAY(SELECT oa.account_id FROM public.officer_accounts oa
+                                                             WHERE oa.officer = o.name)));
     IF NOT EXISTS (SELECT 1 FROM public.erasure_items WHERE request_id = v_id) THEN
         RAISE EXCEPTION 'mailvault: none of those messages is in the officer''s scope' USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -958,7 +961,7 @@ GRANT USAGE ON SEQUENCE disposal_runs_id_seq TO mailvault_retention;
 REVOKE ALL ON FUNCTION mailvault_held(bigint), mailvault_held_among(bigint[]), mailvault_holds_of(bigint),
     mailvault_locked_policies_of(bigint), mailvault_holds_covering(bigint[], timestamptz[], timestamptz[], timestamptz[], bigint,
     bigint[], integer[]), mailvault_retention_recompute(bigint[]), mailvault_policies_recompute(), mailvault_coverage_horizon(),
-    mailvault_policy_covers(policies, bigint), mailvault_base_date(bigint, timestamptz,
+    mailvault_policy_covers(policies, bigint), mailvault_policy_places(policies, bigint), mailvault_base_date(bigint, timestamptz,
     timestamptz), mailvault_list_pattern_regex(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mailvault_list_pattern_regex(text) TO mailvault_web, mailvault_retention, mailvault_indexer,
     mailvault_ingest;
@@ -978,5 +981,5 @@ GRANT INSERT (name, matter_id, reason, all_accounts, account_ids, date_from, dat
       UPDATE (released_by, released_at, release_reason) ON holds TO mailvault_web;
 GRANT USAGE ON SEQUENCE policies_id_seq, matters_id_seq, holds_id_seq TO mailvault_web;
 GRANT SELECT (retain_until, retain_policy) ON messages TO mailvault_web;
-GRANT EXECUTE ON FUNCTION mailvault_policy_covers(policies, bigint),
+GRANT EXECUTE ON FUNCTION mailvault_policy_covers(policies, bigint), mailvault_policy_places(policies, bigint),
     mailvault_base_date(bigint, timestamptz, timestamptz) TO mailvault_web;

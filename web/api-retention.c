@@ -342,6 +342,12 @@ static int rt_query_ok(struct request *r, const char *q, enum MHD_Result *reply)
 	return 0;
 }
 
+/* The officer's "sees every account" as an SQL boolean parameter (for RT_SEES and RT_ITEM_VISIBLE). */
+static const char *rt_sees_all(const struct request *r)
+{
+	return r->who.all_accounts ? "true" : "false";
+}
+
 /* Whether the officer sees every account the hold or policy called name covers (all of them for one on all
    accounts): one who does not may not release, change, lock or remove it. 0 (also when there is no such
    row: the caller answers 404), or -1 after rolling back and replying 403. */
@@ -349,11 +355,11 @@ static int rt_scope_covers(struct request *r, bool hold, const char *name, enum 
 {
 	const char *p[] = { name };
 	/* the accounts table answers only the accounts this officer sees (row-level security) */
-	PGresult *res = rt_sql(r, hold ? "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a), "
-					 "x.account_ids && ARRAY(SELECT a.id FROM accounts a) FROM holds x WHERE x.name = $1"
-				       : "SELECT x.all_accounts, x.account_ids <@ ARRAY(SELECT a.id FROM accounts a), "
-					 "x.account_ids && ARRAY(SELECT a.id FROM accounts a) FROM policies x WHERE x.name = $1",
-			       1, p, reply);
+#define RT_SCOPE_SQL(table) \
+	"WITH v AS (SELECT ARRAY(SELECT a.id FROM accounts a) AS ids) SELECT x.all_accounts, x.account_ids <@ v.ids, " \
+	"x.account_ids && v.ids FROM " table " x, v WHERE x.name = $1"
+	PGresult *res = rt_sql(r, hold ? RT_SCOPE_SQL("holds") : RT_SCOPE_SQL("policies"), 1, p, reply);
+#undef RT_SCOPE_SQL
 	if (res == NULL)
 		return -1;
 	bool found = PQntuples(res) == 1, all = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -401,7 +407,7 @@ static int rt_split(const char *rest, char *name, size_t cap, const char **actio
 
 static enum MHD_Result policy_list(struct request *r)
 {
-	const char *p[] = { r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { rt_sees_all(r) };
 	return rt_list(r, "SELECT " POLICY_COLUMNS ", (SELECT count(*) FROM messages m WHERE m.retain_policy = p.name) "
 		       "AS deciding FROM policies p WHERE " RT_SEES("p", "$1") " ORDER BY p.name", 1, p, "policies",
 		       "policy-list", NULL);
@@ -410,7 +416,7 @@ static enum MHD_Result policy_list(struct request *r)
 static enum MHD_Result policy_show(struct request *r, const char *name)
 {
 	enum MHD_Result reply;
-	const char *p[] = { name, r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { name, rt_sees_all(r) };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
 	PGresult *res = rt_sql(r, "SELECT " POLICY_COLUMNS " FROM policies p WHERE p.name = $1 AND " RT_SEES("p", "$2"), 2, p,
@@ -543,7 +549,7 @@ static enum MHD_Result policy_write(struct request *r, const char *existing)
 	}
 	const char *keep_p = forever ? NULL : (interval[0] ? interval : NULL);
 	const char *p[] = { name, keep_p, scope_given ? (all ? "t" : "f") : NULL, scope_given ? pg_array_text(&ids) : NULL,
-			    folders, query, r->who.name, keep != NULL ? "t" : "f", r->who.all_accounts ? "t" : "f" };
+			    folders, query, r->who.name, keep != NULL ? "t" : "f", rt_sees_all(r) };
 	PGresult *res;
 	if (existing == NULL)
 		res = rt_sql(r, "INSERT INTO policies (name, keep, all_accounts, account_ids, folder_pattern, query, created_by) "
@@ -594,8 +600,7 @@ static enum MHD_Result policy_lock_or_remove(struct request *r, const char *name
 	}
 	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, false, name, &reply) < 0)
 		return reply;
-	const char *see = r->who.all_accounts ? "t" : "f";
-	const char *p[] = { name, see, r->who.name };
+	const char *p[] = { name, rt_sees_all(r), r->who.name };
 	PGresult *res = lock ? rt_sql(r, "UPDATE policies SET locked = true, locked_at = now(), locked_by = $3 WHERE name = $1 "
 				      "AND " RT_SEES("policies", "$2") " AND NOT locked RETURNING id", 3, p, &reply)
 			     : rt_sql(r, "DELETE FROM policies WHERE name = $1 AND " RT_SEES("policies", "$2") " RETURNING id", 2, p,
@@ -716,7 +721,7 @@ static enum MHD_Result matter_close(struct request *r, const char *name)
 static enum MHD_Result hold_list(struct request *r)
 {
 	const char *matter = web_arg(r, "matter");
-	const char *p[] = { matter, r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { matter, rt_sees_all(r) };
 	json_object *d = json_object_new_object();
 	json_object_object_add(d, "matter", matter ? json_text(matter) : NULL);
 	return rt_list(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
@@ -733,7 +738,7 @@ static enum MHD_Result hold_show(struct request *r, const char *name)
 		return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "limit must be 0 to 1000", 0);
 	char lim[24];
 	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)limit);
-	const char *p[] = { name, lim }, *pv[] = { name, r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { name, lim }, *pv[] = { name, rt_sees_all(r) };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
 	PGresult *res = rt_sql(r, "SELECT " HOLD_COLUMNS " FROM holds h JOIN matters mt ON mt.id = h.matter_id, retention_settings s "
@@ -867,7 +872,7 @@ static enum MHD_Result hold_release(struct request *r, const char *name)
 		json_object_put(b);
 		return web_reply_error(r, MHD_HTTP_BAD_REQUEST, "releasing a hold needs a reason (--reason TEXT)", 0);
 	}
-	const char *p[] = { name, r->who.name, reason, r->who.all_accounts ? "t" : "f" };
+	const char *p[] = { name, r->who.name, reason, rt_sees_all(r) };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 || rt_scope_covers(r, true, name, &reply) < 0 ||
 	    (res = rt_sql(r, "UPDATE holds h SET released_at = now(), released_by = $2, release_reason = $3 FROM retention_settings s "
@@ -982,7 +987,7 @@ static enum MHD_Result erasure_list(struct request *r, int64_t id)
 	enum MHD_Result reply;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	const char *p[] = { ids, r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { ids, rt_sees_all(r) };
 	if (rt_begin(r, &reply) < 0)
 		return reply;
 	/* the counts are of the items the officer sees, read once (by the request's key when one is asked for) */
@@ -1094,7 +1099,7 @@ static enum MHD_Result erasure_approve(struct request *r, int64_t id)
 	enum MHD_Result reply;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
-	const char *p[] = { ids, r->who.name }, *pv[] = { ids, r->who.all_accounts ? "true" : "false" };
+	const char *p[] = { ids, r->who.name }, *pv[] = { ids, rt_sees_all(r) };
 	PGresult *res = NULL;
 	if (rt_begin(r, &reply) < 0 ||
 	    (res = rt_sql(r, "SELECT EXISTS (SELECT 1 FROM erasure_items i WHERE i.request_id = $1::bigint AND "
