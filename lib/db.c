@@ -62,10 +62,9 @@ void db_close(PGconn **conn)
 	}
 }
 
-/* Executes with parameters; the only way SQL is run with values in it. */
-PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
+/* A result that is not a success becomes NULL with *error_r. */
+static PGresult *db_result(PGconn *conn, PGresult *res, const char **error_r)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		*error_r = db_error_set("database error", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
@@ -73,6 +72,27 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 		return NULL;
 	}
 	return res;
+}
+
+/* Executes with parameters; the only way SQL is run with values in it. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
+{
+	return db_result(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), error_r);
+}
+
+int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams, const char **error_r)
+{
+	PGresult *res = db_result(conn, PQprepare(conn, name, sql, nparams, NULL), error_r);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams, const char *const *params,
+			    const char **error_r)
+{
+	return db_result(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), error_r);
 }
 
 /* Executes and discards the result. */

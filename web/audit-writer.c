@@ -2,9 +2,12 @@
  *
  * The chain is linear (each row's hash covers the one before), so rows are written one writer at a time
  * under the database's advisory lock. Taking that lock and committing once per search would serialise
- * every search on a disk flush. Instead requests hand their row to one writer thread and wait; the writer
- * takes everything queued, writes it in one statement (one transaction, one flush) and wakes them all.
- * A request whose row could not be committed fails: nothing unaudited is returned. */
+ * every search on a disk flush. Instead rows are committed in groups, leader and followers: a request
+ * queues its row; if no write is under way it becomes the leader, takes everything queued, writes it in one
+ * statement (one transaction, one flush) on the writer's connection and wakes the others; rows queued
+ * meanwhile wait, and one of their requests leads the next group. Alone, a request writes its own row with
+ * no hand-off to another thread. A request whose row could not be committed fails: nothing unaudited is
+ * returned. */
 #include "web.h"
 #include "db.h"
 #include "log.h"
@@ -25,12 +28,11 @@ struct audit_item {
 
 struct audit_writer {
 	char *conninfo;
-	PGconn *db;
-	pthread_t thread;
+	PGconn *db;                /* used by the leader only */
 	pthread_mutex_t lock;
-	pthread_cond_t work, written;
+	pthread_cond_t written;    /* a group was written, or the leader stepped down */
 	struct audit_item *head, **tail;
-	bool stopping;
+	bool leading;              /* a group is being written */
 };
 
 #define AUDIT_WRITE_SQL \
@@ -61,9 +63,13 @@ static int audit_writer_statement(struct audit_writer *aw, struct audit_item *ba
 	if (aw->db == NULL || db_conn_lost(aw->db)) {
 		db_close(&aw->db);
 		aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, err);
+		if (aw->db != NULL && db_prepare(aw->db, "audit_write", AUDIT_WRITE_SQL, 6, err) < 0)
+			db_close(&aw->db);
 	}
 	if (aw->db != NULL) {
-		rc = db_exec(aw->db, AUDIT_WRITE_SQL, 6, p, err);
+		PGresult *res = db_query_prepared(aw->db, "audit_write", 6, p, err);
+		rc = res ? 0 : -1;
+		PQclear(res);
 		*lost = rc < 0 && db_conn_lost(aw->db);
 	} else {
 		*lost = true;
@@ -73,8 +79,8 @@ static int audit_writer_statement(struct audit_writer *aw, struct audit_item *ba
 	return rc;
 }
 
-/* Writes one batch; every item gets its result. A batch PostgreSQL refuses is written again row by row,
-   so one row it cannot take never costs the others theirs. */
+/* Writes one batch; every item gets its result (the caller marks them done). A batch PostgreSQL refuses is
+   written again row by row, so one row it cannot take never costs the others theirs. */
 static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch)
 {
 	const char *err = NULL;
@@ -95,54 +101,15 @@ static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch
 		for (struct audit_item *it = batch; it; it = it->next)
 			it->result = rc;
 	}
-	pthread_mutex_lock(&aw->lock);
-	for (struct audit_item *it = batch; it; it = it->next)
-		it->done = true;
-	pthread_cond_broadcast(&aw->written);
-	pthread_mutex_unlock(&aw->lock);
 }
 
-/* The writer thread: waits for rows, writes what is queued, again. */
-static void *audit_writer_main(void *arg)
-{
-	struct audit_writer *aw = arg;
-	pthread_mutex_lock(&aw->lock);
-	for (;;) {
-		while (aw->head == NULL && !aw->stopping)
-			pthread_cond_wait(&aw->work, &aw->lock);
-		if (aw->head == NULL && aw->stopping)
-			break;
-		/* take up to AUDIT_BATCH_MAX rows off the queue */
-		struct audit_item *batch = aw->head, *last = batch;
-		for (int n = 1; n < AUDIT_BATCH_MAX && last->next != NULL; n++)
-			last = last->next;
-		aw->head = last->next;
-		if (aw->head == NULL)
-			aw->tail = &aw->head;
-		last->next = NULL;
-		pthread_mutex_unlock(&aw->lock);
-		audit_writer_flush(aw, batch);
-		pthread_mutex_lock(&aw->lock);
-	}
-	pthread_mutex_unlock(&aw->lock);
-	return NULL;
-}
-
-struct audit_writer *audit_writer_start(const char *conninfo, char **error_r)
+struct audit_writer *audit_writer_start(const char *conninfo)
 {
 	struct audit_writer *aw = xcalloc(1, sizeof(*aw));
 	aw->conninfo = xstrdup(conninfo);
 	aw->tail = &aw->head;
 	pthread_mutex_init(&aw->lock, NULL);
-	pthread_cond_init(&aw->work, NULL);
 	pthread_cond_init(&aw->written, NULL);
-	int e = pthread_create(&aw->thread, NULL, audit_writer_main, aw);
-	if (e != 0) {
-		*error_r = xasprintf("cannot start the audit writer: %s", strerror(e));
-		free(aw->conninfo);
-		free(aw);
-		return NULL;
-	}
 	return aw;
 }
 
@@ -151,14 +118,8 @@ void audit_writer_stop(struct audit_writer **awp)
 	struct audit_writer *aw = *awp;
 	if (aw == NULL)
 		return;
-	pthread_mutex_lock(&aw->lock);
-	aw->stopping = true;
-	pthread_cond_signal(&aw->work);
-	pthread_mutex_unlock(&aw->lock);
-	pthread_join(aw->thread, NULL);
 	db_close(&aw->db);
 	pthread_mutex_destroy(&aw->lock);
-	pthread_cond_destroy(&aw->work);
 	pthread_cond_destroy(&aw->written);
 	free(aw->conninfo);
 	free(aw);
@@ -187,9 +148,33 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 	pthread_mutex_lock(&aw->lock);
 	*aw->tail = &it;
 	aw->tail = &it.next;
-	pthread_cond_signal(&aw->work);
-	while (!it.done)
-		pthread_cond_wait(&aw->written, &aw->lock);
+	while (!it.done) {
+		if (aw->leading) {
+			pthread_cond_wait(&aw->written, &aw->lock);
+			continue;
+		}
+		/* lead: take up to AUDIT_BATCH_MAX rows off the queue (this one among them unless more than that
+		   were queued before it: then it waits for a later group) */
+		aw->leading = true;
+		struct audit_item *batch = aw->head, *last = batch;
+		for (int n = 1; n < AUDIT_BATCH_MAX && last->next != NULL; n++)
+			last = last->next;
+		aw->head = last->next;
+		if (aw->head == NULL)
+			aw->tail = &aw->head;
+		last->next = NULL;
+		pthread_mutex_unlock(&aw->lock);
+		audit_writer_flush(aw, batch);
+		pthread_mutex_lock(&aw->lock);
+		/* the rows' owners may return (and free them) once done is set: nothing of them is read after */
+		for (struct audit_item *b = batch, *next; b != NULL; b = next) {
+			next = b->next;
+			b->done = true;
+		}
+		aw->leading = false;
+		/* the followers see their rows written; rows queued meanwhile: one of their requests leads next */
+		pthread_cond_broadcast(&aw->written);
+	}
 	pthread_mutex_unlock(&aw->lock);
 	free(it.actor);
 	free(it.via);

@@ -242,9 +242,7 @@ int main(int argc, char **argv)
 	db_close(&probe);
 	if (web_pool_init(&w, &err) < 0)
 		log_fatal("%s", err);
-	w.audit = audit_writer_start(w.conninfo, &err);
-	if (w.audit == NULL)
-		log_fatal("%s", err);
+	w.audit = audit_writer_start(w.conninfo);
 
 	/* signals are taken in this thread only */
 	sigset_t set;

@@ -107,8 +107,10 @@ int web_begin_as(struct request *r, const char **error_r);
 /* COMMIT (or ROLLBACK when ok is false). */
 int web_end(struct request *r, bool ok);
 
-/* --- audit-writer.c: durable audit rows, many requests per commit --- */
-struct audit_writer *audit_writer_start(const char *conninfo, char **error_r);
+/* --- audit-writer.c: durable audit rows, many requests per commit (a leader writes each group) --- */
+/* The writer connects on first use (and again when its connection is lost). */
+struct audit_writer *audit_writer_start(const char *conninfo);
+/* Only once no request is being served. */
 void audit_writer_stop(struct audit_writer **aw);
 /* Writes one row on behalf of actor and waits until it is committed; 0, or -1 when it could not be
    written (the request must then fail: nothing is returned that is not audited). Takes details. */
@@ -118,6 +120,8 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 int web_audit(struct request *r, const char *action, const char *target, json_object *details);
 
 /* --- auth.c --- */
+/* Prepares the statements authentication runs on every request, on a worker's new connection. */
+int web_auth_prepare(PGconn *db, const char **error_r);
 /* Authenticates r (socket peer, bearer token or session cookie); 0, or -1 after replying. */
 int web_authenticate(struct request *r, enum MHD_Result *reply);
 enum MHD_Result api_login(struct request *r);
