@@ -17,17 +17,22 @@
 //   commit a revision. Small, frequent flushes are much faster than large ones (Xapian's in-memory postings grow
 //   costly), and few commits keep the uncompacted database small.
 // - Each handle is used by one thread at a time.
-// - A reader of several shards counts them in parallel, one thread a shard, each on a Database of its own (a
-//   count is the sum of the shards'). A wildcard's expansion limit applies to each shard, as Xapian applies
+// - A reader of several shards counts them in parallel, one thread a shard (the reader keeps them from its
+//   first count on), each on a Database of its own (a count is the sum of the shards'). A wildcard's expansion limit applies to each shard, as Xapian applies
 //   it when it searches several shards together: a count and a search of the same query agree.
 #include "xapian_shim.h"
 
 #include <xapian.h>
 
 #include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +46,73 @@
 #include <utility>
 #include <vector>
 
+// A thread that counts one shard of a reader, kept for the reader's life: a count over several shards then
+// wakes threads instead of creating them (creating one costs about as much as a small count). Each is bound
+// to one processor (when cpu >= 0): left to itself, the scheduler may wake a shard's thread on the busy
+// processor of the thread that woke it (in a virtual machine an idle processor can look unavailable), and
+// the shards are then counted one after the other.
+class shard_worker {
+public:
+	explicit shard_worker(int cpu) : thread_([this] { loop(); })   // throws std::system_error without a thread
+	{
+		if (cpu >= 0) {
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			pthread_setaffinity_np(thread_.native_handle(), sizeof(set), &set);   // best effort
+		}
+	}
+	shard_worker(const shard_worker &) = delete;
+	shard_worker &operator=(const shard_worker &) = delete;
+	~shard_worker()
+	{
+		{
+			std::lock_guard<std::mutex> l(m_);
+			stop_ = true;
+		}
+		cv_.notify_all();
+		thread_.join();
+	}
+	// Runs job in the worker (job must not throw); wait() returns once it has run.
+	void post(std::function<void()> job)
+	{
+		{
+			std::lock_guard<std::mutex> l(m_);
+			job_ = std::move(job);
+			done_ = false;
+		}
+		cv_.notify_all();
+	}
+	void wait()
+	{
+		std::unique_lock<std::mutex> l(m_);
+		cv_.wait(l, [this] { return done_; });
+	}
+
+private:
+	void loop()
+	{
+		std::unique_lock<std::mutex> l(m_);
+		for (;;) {
+			cv_.wait(l, [this] { return stop_ || job_ != nullptr; });
+			if (job_ == nullptr)
+				return;
+			std::function<void()> job = std::move(job_);
+			job_ = nullptr;
+			l.unlock();
+			job();
+			l.lock();
+			done_ = true;
+			cv_.notify_all();
+		}
+	}
+	std::mutex m_;
+	std::condition_variable cv_;
+	std::function<void()> job_;
+	bool done_ = true, stop_ = false;
+	std::thread thread_;   // declared last: it starts once the members above exist
+};
+
 // A database: a writer (one path) or a reader over one or more shards.
 struct xs_db {
 	bool writable = false;
@@ -50,6 +122,8 @@ struct xs_db {
 	Xapian::doccount nshards = 1;   // readers: how many databases were added (docids interleave)
 	std::vector<std::string> paths;
 	std::vector<Xapian::Database> shards;   // readers of several shards: each one alone, to count in parallel
+	std::vector<std::unique_ptr<shard_worker>> workers;   // the counting thread of each shard, from the first count
+	bool workers_started = false;
 
 	Xapian::Database &db() { return writable ? wdb : rdb; }
 };
@@ -861,8 +935,22 @@ Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q)
 	return enq.get_mset(0, 0, d.get_doccount()).get_matches_estimated();
 }
 
-// Counts the shards of db in parallel: the calling thread takes the first, one thread each the others. Every
-// thread gets its own copy of the query (Xapian's reference counts are not atomic) and its own Database.
+// The processors this process may run on (empty when that cannot be told).
+std::vector<int> usable_cpus()
+{
+	std::vector<int> cpus;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &set))
+				cpus.push_back(c);
+	}
+	return cpus;
+}
+
+// Counts the shards of db in parallel, one of the reader's threads a shard, while the calling thread waits.
+// Every thread gets its own copy of the query (Xapian's reference counts are not atomic) and its own Database.
 Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 {
 	const std::string serialised = q.serialise();
@@ -879,21 +967,27 @@ Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 			errors[i] = std::current_exception();
 		}
 	};
-	std::vector<std::thread> threads;
-	threads.reserve(n - 1);   // before any thread runs: emplace_back below never reallocates
-	size_t i = 1;
-	for (; i < n; i++) {
-		try {
-			threads.emplace_back(run, i);
-		} catch (...) {
-			break;   // no thread to be had (the vector is unchanged): the rest in this one
+	// one thread a shard, started on the first count and kept, each bound to one of the processors this
+	// process may use; with one processor, or no thread to be had, shards are counted in this thread
+	if (!db->workers_started) {
+		db->workers_started = true;
+		const std::vector<int> cpus = usable_cpus();
+		const size_t ncpus = cpus.empty() ? std::thread::hardware_concurrency() : cpus.size();
+		for (size_t k = 0; ncpus > 1 && k < n; k++) {
+			try {
+				db->workers.push_back(std::make_unique<shard_worker>(cpus.empty() ? -1 : cpus[k % cpus.size()]));
+			} catch (...) {
+				break;
+			}
 		}
 	}
-	for (size_t k = i; k < n; k++)
+	const size_t posted = db->workers.size();
+	for (size_t k = 0; k < posted; k++)
+		db->workers[k]->post([&run, k] { run(k); });
+	for (size_t k = posted; k < n; k++)
 		run(k);
-	run(0);
-	for (std::thread &t : threads)
-		t.join();
+	for (size_t k = 0; k < posted; k++)
+		db->workers[k]->wait();
 	Xapian::doccount total = 0;
 	for (size_t k = 0; k < n; k++) {
 		if (errors[k])
