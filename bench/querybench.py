@@ -1,24 +1,30 @@
 #!/usr/bin/python3
 """bench helper: query latency, `mailvault search --count` against `notmuch count`, whole processes.
 
-  querybench.py QUERIES OUTPREFIX MAILVAULT CONF [RUNS]
+  querybench.py QUERIES OUTPREFIX MAILVAULT SOCKET [ROUNDS [SETS]]
 
 QUERIES: tab-separated lines "mailvault query<TAB>notmuch query" (# comments and blank lines skipped).
-notmuch takes its configuration from NOTMUCH_CONFIG (set by the caller). One warm-up round (every query
-once per tool, untimed), then RUNS rounds (default 5); in each round every query runs once per tool, the tool
-that goes first alternating from round to round. Each run is a whole process timed from fork to exit with
-time.perf_counter around subprocess.run. CONF names mailvault-web's socket ([web] socket): the searches go
-there, as an officer's do. A run that fails, or a count that changes from run to run, stops
-the benchmark (exit 1). Percentiles are nearest-rank over all runs of a tool (p95 of 100 runs = the 95th
-smallest).
+notmuch takes its configuration from NOTMUCH_CONFIG (set by the caller). mailvault runs as an officer runs
+it: no configuration file, the service's socket from MAILVAULT_SOCKET (SOCKET); the searches go there.
 
-Writes OUTPREFIX.md (the per-query table, markdown), OUTPREFIX.summary ("key value" lines: mv_p50 mv_p95
-nm_p50 nm_p95 mv_mean nm_mean mv_max nm_max in ms, runs, queries, zero_flags) and OUTPREFIX.json (every
-time).
+SETS runs (default 3), each one warm-up round (every query once per tool, untimed) and ROUNDS timed rounds
+(default 5); in each round every query runs once per tool, the tool that goes first alternating from round
+to round. Each run is a whole process timed from fork to exit with time.perf_counter around
+subprocess.run. A run that fails, or a count that changes from run to run, stops the benchmark (exit 1).
+Percentiles are nearest-rank over all runs of a tool in a set (p95 of 120 runs = the 114th smallest); each
+figure reported is the median of the sets' figures, as the issue asks.
+
+Writes OUTPREFIX.md (the per-query table, markdown; p50 per query over every set), OUTPREFIX.summary ("key
+value" lines: mv_p50 mv_p95 nm_p50 nm_p95 mv_mean nm_mean mv_min nm_min mv_max nm_max in ms, the medians
+of the sets; mv_p95_sets and nm_p95_sets, each set's p95 joined by "/"; runs (rounds per set), sets,
+queries, zero_flags) and OUTPREFIX.json (every time).
 """
+
 
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -31,10 +37,10 @@ def percentile(xs, p):
     return s[k - 1]
 
 
-def run(argv):
+def run(argv, env=None):
     """Runs argv; returns (seconds, stdout stripped); exits on failure."""
     t0 = time.perf_counter()
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         sys.stderr.write("querybench: %r failed (exit %d): %s\n" % (argv, r.returncode, r.stderr.strip()))
@@ -51,8 +57,9 @@ def main():
     if len(sys.argv) < 5:
         sys.stderr.write(__doc__)
         sys.exit(2)
-    qfile, prefix, mvcli, conf = sys.argv[1:5]
+    qfile, prefix, mvcli, sock = sys.argv[1:5]
     runs = int(sys.argv[5]) if len(sys.argv) > 5 else 5
+    sets = int(sys.argv[6]) if len(sys.argv) > 6 else 3
     queries = []
     with open(qfile) as fh:
         for line in fh:
@@ -62,14 +69,16 @@ def main():
             mv, nm = line.split("\t")
             queries.append((mv, nm))
     tools = {
-        "mv": lambda q: [mvcli, "-c", conf, "search", "--count", q],
+        "mv": lambda q: [mvcli, "search", "--count", q],
         "nm": lambda q: ["notmuch", "count", q],
     }
+    envs = {"mv": dict(os.environ, MAILVAULT_SOCKET=sock), "nm": None}
     counts = {t: [None] * len(queries) for t in tools}
-    times = {t: [[] for _ in queries] for t in tools}
+    # times[set][tool][query] = [seconds, ...]
+    times = [{t: [[] for _ in queries] for t in tools} for _ in range(sets)]
 
     def one(tool, i, record):
-        dt, out = run(tools[tool](queries[i][1 if tool == "nm" else 0]))
+        dt, out = run(tools[tool](queries[i][1 if tool == "nm" else 0]), envs[tool])
         try:
             n = int(out.split()[-1])
         except (ValueError, IndexError):
@@ -80,26 +89,32 @@ def main():
         elif counts[tool][i] != n:
             sys.stderr.write("querybench: %s count changed from %d to %d for %r\n" % (tool, counts[tool][i], n, queries[i]))
             sys.exit(1)
-        if record:
-            times[tool][i].append(dt)
+        if record is not None:
+            record[tool][i].append(dt)
 
-    for i in range(len(queries)):          # warm-up round, untimed
-        for tool in tools:
-            one(tool, i, False)
-    for r in range(runs):
-        order = list(tools) if r % 2 == 0 else list(reversed(list(tools)))
-        for i in range(len(queries)):
-            for tool in order:
-                one(tool, i, True)
+    for st in range(sets):
+        for i in range(len(queries)):          # warm-up round, untimed
+            for tool in tools:
+                one(tool, i, None)
+        for r in range(runs):
+            order = list(tools) if r % 2 == 0 else list(reversed(list(tools)))
+            for i in range(len(queries)):
+                for tool in order:
+                    one(tool, i, times[st])
 
-    ms = {t: [x * 1000.0 for xs in times[t] for x in xs] for t in tools}
     summary = {}
     for t in tools:
-        summary[t + "_p50"] = percentile(ms[t], 50)
-        summary[t + "_p95"] = percentile(ms[t], 95)
-        summary[t + "_mean"] = sum(ms[t]) / len(ms[t])
-        summary[t + "_min"] = min(ms[t])
-        summary[t + "_max"] = max(ms[t])
+        per_set = [[x * 1000.0 for xs in times[st][t] for x in xs] for st in range(sets)]
+        stats = {
+            "p50": [percentile(ms, 50) for ms in per_set],
+            "p95": [percentile(ms, 95) for ms in per_set],
+            "mean": [sum(ms) / len(ms) for ms in per_set],
+            "min": [min(ms) for ms in per_set],
+            "max": [max(ms) for ms in per_set],
+        }
+        for k, v in stats.items():
+            summary[t + "_" + k] = statistics.median(v)
+        summary[t + "_p95_sets"] = "/".join("%.1f" % x for x in stats["p95"])
     zero_flags = 0
     with open(prefix + ".md", "w") as fh:
         fh.write("| # | mailvault query | notmuch query | mailvault count | notmuch count | mailvault p50 ms | notmuch p50 ms | note |\n")
@@ -112,16 +127,16 @@ def main():
                 zero_flags += 1
             elif a != b:
                 note = "%+.0f %%" % (100.0 * (a - b) / b)
+            p50 = {t: percentile([x * 1000 for st in range(sets) for x in times[st][t][i]], 50) for t in tools}
             fh.write("| %d | %s | %s | %d | %d | %.1f | %.1f | %s |\n" % (
-                i + 1, md_code(mv), md_code(nm), a, b,
-                percentile([x * 1000 for x in times["mv"][i]], 50),
-                percentile([x * 1000 for x in times["nm"][i]], 50), note))
+                i + 1, md_code(mv), md_code(nm), a, b, p50["mv"], p50["nm"], note))
     with open(prefix + ".summary", "w") as fh:
         for k in sorted(summary):
-            fh.write("%s %.1f\n" % (k, summary[k]))
-        fh.write("runs %d\nqueries %d\nzero_flags %d\n" % (runs, len(queries), zero_flags))
+            v = summary[k]
+            fh.write(("%s %s\n" % (k, v)) if isinstance(v, str) else ("%s %.1f\n" % (k, v)))
+        fh.write("runs %d\nsets %d\nqueries %d\nzero_flags %d\n" % (runs, sets, len(queries), zero_flags))
     with open(prefix + ".json", "w") as fh:
-        json.dump({"queries": queries, "counts": counts, "seconds": times}, fh, indent=1)
+        json.dump({"queries": queries, "counts": counts, "seconds_by_set": times}, fh, indent=1)
 
 
 if __name__ == "__main__":
