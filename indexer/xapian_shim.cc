@@ -981,9 +981,16 @@ Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 			}
 		}
 	}
-	const size_t posted = db->workers.size();
-	for (size_t k = 0; k < posted; k++)
-		db->workers[k]->post([&run, k] { run(k); });
+	// every job posted is waited for before this function returns, even when posting fails: the jobs use
+	// its locals
+	size_t posted = 0;
+	for (; posted < db->workers.size(); posted++) {
+		try {
+			db->workers[posted]->post([&run, posted] { run(posted); });
+		} catch (...) {
+			break;
+		}
+	}
 	for (size_t k = posted; k < n; k++)
 		run(k);
 	for (size_t k = 0; k < posted; k++)
