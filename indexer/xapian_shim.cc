@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -123,7 +124,8 @@ struct xs_db {
 	std::vector<std::string> paths;
 	std::vector<Xapian::Database> shards;   // readers of several shards: each one alone, to count in parallel
 	std::vector<std::unique_ptr<shard_worker>> workers;   // the counting thread of each shard, from the first count
-	bool workers_started = false;
+	bool count_threads = true;   // false with one processor: shards are then counted one after the other
+	int first_cpu = -1;          // the place, among the usable processors, of the first shard's thread
 
 	Xapian::Database &db() { return writable ? wdb : rdb; }
 };
@@ -935,6 +937,9 @@ Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q)
 	return enq.get_mset(0, 0, d.get_doccount()).get_matches_estimated();
 }
 
+// Where the next reader's first shard thread goes, among the usable processors.
+std::atomic<unsigned> next_first_cpu{0};
+
 // The processors this process may run on (empty when that cannot be told).
 std::vector<int> usable_cpus()
 {
@@ -968,14 +973,20 @@ Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 		}
 	};
 	// one thread a shard, started on the first count and kept, each bound to one of the processors this
-	// process may use; with one processor, or no thread to be had, shards are counted in this thread
-	if (!db->workers_started) {
-		db->workers_started = true;
+	// process may use; each reader starts where the last one stopped, so readers of fewer shards than there
+	// are processors spread over all of them. With one processor, shards are counted in this thread; so are
+	// those whose thread could not be started (tried again at the next count).
+	if (db->count_threads && db->workers.size() < n) {
 		const std::vector<int> cpus = usable_cpus();
 		const size_t ncpus = cpus.empty() ? std::thread::hardware_concurrency() : cpus.size();
-		for (size_t k = 0; ncpus > 1 && k < n; k++) {
+		db->count_threads = ncpus > 1;
+		if (db->count_threads && db->first_cpu < 0)
+			db->first_cpu = (int)(next_first_cpu.fetch_add((unsigned)n) % (unsigned)std::max<size_t>(ncpus, 1));
+		while (db->count_threads && db->workers.size() < n) {
+			const size_t k = db->workers.size();
+			const int cpu = cpus.empty() ? -1 : cpus[((size_t)db->first_cpu + k) % cpus.size()];
 			try {
-				db->workers.push_back(std::make_unique<shard_worker>(cpus.empty() ? -1 : cpus[k % cpus.size()]));
+				db->workers.push_back(std::make_unique<shard_worker>(cpu));
 			} catch (...) {
 				break;
 			}

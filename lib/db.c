@@ -80,19 +80,40 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 	return db_result(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), error_r);
 }
 
-int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams, const char **error_r)
+/* True if res failed with the SQLSTATE state. */
+static bool db_failed_with(const PGresult *res, const char *state)
 {
-	PGresult *res = db_result(conn, PQprepare(conn, name, sql, nparams, NULL), error_r);
-	if (res == NULL)
-		return -1;
-	PQclear(res);
-	return 0;
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return s != NULL && strcmp(s, state) == 0;
 }
 
-PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams, const char *const *params,
-			    const char **error_r)
+PGresult *db_query_named(PGconn *conn, const char *name, const char *sql, int nparams, const char *const *params,
+			 const char **error_r)
 {
-	return db_result(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), error_r);
+	/* a failed statement would abort the caller's transaction: there, no prepared statement */
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return db_query(conn, sql, nparams, params, error_r);
+	PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+	/* 26000: not prepared on this connection yet (or it was deallocated); 0A000: prepared before a change
+	   of the tables it reads ("cached plan must not change result type"): prepared again */
+	bool stale = db_failed_with(res, "0A000");
+	if (db_failed_with(res, "26000") || stale) {
+		PQclear(res);
+		char dealloc[128];
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
+		if (stale)
+			PQclear(PQexec(conn, dealloc));
+		PGresult *prep = PQprepare(conn, name, sql, nparams, NULL);
+		bool prepared = prep != NULL && PQresultStatus(prep) == PGRES_COMMAND_OK;
+		PQclear(prep);
+		res = prepared ? PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0) : NULL;
+		/* a pooler may run the next statement on another server connection, which lacks it again */
+		if (res == NULL || db_failed_with(res, "26000")) {
+			PQclear(res);
+			return db_query(conn, sql, nparams, params, error_r);
+		}
+	}
+	return db_result(conn, res, error_r);
 }
 
 /* Executes and discards the result. */

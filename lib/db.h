@@ -17,12 +17,12 @@ void db_close(PGconn **conn);
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r);
 /* Same for statements whose rows are not needed; 0 on success, -1 with *error_r. */
 int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r);
-/* Prepares sql as the named statement of this connection (once per connection: a statement run for every
-   request is then parsed and planned once); 0 or -1 with *error_r. */
-int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams, const char **error_r);
-/* Runs a statement prepared by db_prepare, as db_query runs one. */
-PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams, const char *const *params,
-			    const char **error_r);
+/* Runs sql as db_query does, as the connection's prepared statement called name: parsed and planned once
+   per connection for statements run on every request. The statement is prepared when the connection does
+   not have it yet (or lost it); where that cannot hold (inside a transaction block, or behind a pooler
+   that moves statements between server connections) sql is run unprepared. */
+PGresult *db_query_named(PGconn *conn, const char *name, const char *sql, int nparams, const char *const *params,
+			 const char **error_r);
 /* Runs BEGIN/COMMIT/ROLLBACK; 0 or -1 with *error_r. */
 int db_begin(PGconn *conn, const char **error_r);
 int db_commit(PGconn *conn, const char **error_r);

@@ -273,6 +273,21 @@ t_eq "and 16 rows" $((before + 16)) "$(audit_n)"
 t_eq "audit verify over the API: the chain is whole" "True" \
 	"$(api -H "Authorization: Bearer $AT" /audit/verify >/dev/null; body | jq_ 'd["ok"]')"
 
+# --- the service's database connections ended under it (a PostgreSQL restart, an administrator's
+#     pg_terminate_backend): the next request connects again, prepares its statements again, and is audited ---
+n_before=$(mvcli search --count dasovich)
+a_before=$(curl -s "${A[@]}" "$URL/count?q=dasovich")
+t_contains "(a count over the API to compare with)" "$a_before" "\"count\""
+kill_conns() { mv_sql "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$1'"; }
+before=$(audit_n)
+t_eq "the audit connection is ended" 1 "$(kill_conns 'mailvault-web audit')"
+t_eq "the next count over the socket is answered as before" "$n_before" "$(mvcli search --count dasovich)"
+t_eq "and audited, on a new audit connection" $((before + 1)) "$(audit_n)"
+t_ok "the workers' connections are ended" test "$(kill_conns mailvault-web)" -ge 1
+t_eq "the next count over the socket is answered as before" "$n_before" "$(mvcli search --count dasovich)"
+t_eq "and the next over the API" "$a_before" "$(curl -s "${A[@]}" "$URL/count?q=dasovich")"
+t_eq "each audited once" $((before + 3)) "$(audit_n)"
+
 # --- a tampered row is found at its place ---
 victim=$(mv_sql "SELECT min(seq) FROM audit_log WHERE actor = 'jane' AND action = 'search'")
 mv_sql "ALTER TABLE audit_log DISABLE TRIGGER audit_log_immutable; UPDATE audit_log SET target = 'nothing to see' WHERE seq = $victim;

@@ -3,9 +3,10 @@
  * The chain is linear (each row's hash covers the one before), so rows are written one writer at a time
  * under the database's advisory lock. Taking that lock and committing once per search would serialise
  * every search on a disk flush. Instead rows are committed in groups, leader and followers: a request
- * queues its row; if no write is under way it becomes the leader, takes everything queued, writes it in one
- * statement (one transaction, one flush) on the writer's connection and wakes the others; rows queued
- * meanwhile wait, and one of their requests leads the next group. Alone, a request writes its own row with
+ * queues its row; if no write is under way it becomes the leader, takes what is queued (up to
+ * AUDIT_BATCH_MAX rows, its own among them unless more were queued before it), writes it in one statement
+ * (one transaction, one flush) on the writer's connection and wakes the others; rows queued meanwhile wait,
+ * and one of their requests leads the next group. Alone, a request writes its own row with
  * no hand-off to another thread. A request whose row could not be committed fails: nothing unaudited is
  * returned. */
 #include "web.h"
@@ -63,11 +64,14 @@ static int audit_writer_statement(struct audit_writer *aw, struct audit_item *ba
 	if (aw->db == NULL || db_conn_lost(aw->db)) {
 		db_close(&aw->db);
 		aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, err);
-		if (aw->db != NULL && db_prepare(aw->db, "audit_write", AUDIT_WRITE_SQL, 6, err) < 0)
+		/* durable before the answer whatever the server's default says; a server that hangs fails the
+		   requests waiting for their rows instead of holding them for ever */
+		if (aw->db != NULL && (db_exec(aw->db, "SET synchronous_commit = on", 0, NULL, err) < 0 ||
+				       db_exec(aw->db, "SET statement_timeout = '30s'", 0, NULL, err) < 0))
 			db_close(&aw->db);
 	}
 	if (aw->db != NULL) {
-		PGresult *res = db_query_prepared(aw->db, "audit_write", 6, p, err);
+		PGresult *res = db_query_named(aw->db, "audit_write", AUDIT_WRITE_SQL, 6, p, err);
 		rc = res ? 0 : -1;
 		PQclear(res);
 		*lost = rc < 0 && db_conn_lost(aw->db);
@@ -135,7 +139,7 @@ static char *audit_text(const char *s)
 int audit_writer_write(struct audit_writer *aw, const char *actor, const char *via, const char *client,
 		       const char *action, const char *target, json_object *details)
 {
-	struct audit_item it = { 0 };
+	struct audit_item it = { .result = -1 };   /* not written until the leader says so */
 	it.actor = audit_text(actor);
 	it.via = audit_text(via);
 	it.client = audit_text(client);

@@ -110,13 +110,6 @@ static enum MHD_Result auth_refuse(struct request *r, const char *why)
 	return web_reply_error(r, MHD_HTTP_UNAUTHORIZED, why, 0);
 }
 
-int web_auth_prepare(PGconn *db, const char **error_r)
-{
-	/* every request on the socket starts with this one */
-	return db_prepare(db, "auth_peer", "SELECT o.name, o.role, " AUTH_SCOPE_COLS " FROM officers o " AUTH_SCOPE_FROM
-			  " WHERE o.unix_user = $1 AND o.enabled", 1, error_r);
-}
-
 /* The officer whose Unix user is on the other end of the socket. */
 static int auth_peer(struct request *r, const char **why)
 {
@@ -136,7 +129,9 @@ static int auth_peer(struct request *r, const char **why)
 	}
 	snprintf(r->client, sizeof(r->client), "unix:%s", pw.pw_name);
 	const char *p[] = { pw.pw_name }, *err;
-	PGresult *q = db_query_prepared(r->ctx->db, "auth_peer", 1, p, &err);
+	/* every request on the socket starts with this one: prepared once per connection */
+	PGresult *q = db_query_named(r->ctx->db, "auth_peer", "SELECT o.name, o.role, " AUTH_SCOPE_COLS " FROM officers o "
+				     AUTH_SCOPE_FROM " WHERE o.unix_user = $1 AND o.enabled", 1, p, &err);
 	if (q == NULL) {
 		*why = "cannot read officers";
 		return -1;

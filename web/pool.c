@@ -66,8 +66,6 @@ int web_ctx_connect(struct web *w, struct web_ctx *c, const char **error_r)
 		return 0;
 	db_close(&c->db);
 	c->db = db_connect(w->conninfo, "mailvault-web", NULL, error_r);
-	if (c->db != NULL && web_auth_prepare(c->db, error_r) < 0)
-		db_close(&c->db);
 	return c->db ? 0 : -1;
 }
 

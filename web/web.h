@@ -120,8 +120,6 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 int web_audit(struct request *r, const char *action, const char *target, json_object *details);
 
 /* --- auth.c --- */
-/* Prepares the statements authentication runs on every request, on a worker's new connection. */
-int web_auth_prepare(PGconn *db, const char **error_r);
 /* Authenticates r (socket peer, bearer token or session cookie); 0, or -1 after replying. */
 int web_authenticate(struct request *r, enum MHD_Result *reply);
 enum MHD_Result api_login(struct request *r);
