@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define AUDIT_BATCH_MAX 512
+#define AUDIT_RETRY_SECONDS 30.0
 
 struct audit_item {
 	char *actor, *via, *client, *action, *target, *details;
@@ -84,7 +85,9 @@ static int audit_writer_statement(struct audit_writer *aw, struct audit_item *ba
 }
 
 /* Writes one batch; every item gets its result (the caller marks them done). A batch PostgreSQL refuses is
-   written again row by row, so one row it cannot take never costs the others theirs. */
+   written again row by row, so one row it cannot take never costs the others theirs; for at most
+   AUDIT_RETRY_SECONDS: when the database is what fails (a statement that times out), the rows left fail
+   together instead of each waiting for its own timeout. */
 static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch)
 {
 	const char *err = NULL;
@@ -94,8 +97,9 @@ static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch
 		rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
 	if (rc < 0 && !lost && batch->next != NULL) {
 		log_warn("audit records refused as a batch (%s): writing them one by one", err ? err : "?");
+		double give_up = util_now() + AUDIT_RETRY_SECONDS;
 		for (struct audit_item *it = batch; it; it = it->next) {
-			it->result = audit_writer_statement(aw, it, it->next, &err, &lost);
+			it->result = util_now() < give_up ? audit_writer_statement(aw, it, it->next, &err, &lost) : -1;
 			if (it->result < 0)
 				log_error("cannot write an audit record; its request fails: %s", err ? err : "?");
 		}
