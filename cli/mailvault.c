@@ -87,6 +87,9 @@ int cli_run(struct cli *cli, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* the front end's mark that it ran this program is for this program alone: a command it runs in turn
+	   (a secret's command) that runs `mailvault` must not be taken for a loop */
+	unsetenv("MAILVAULT_FRONT_EXECED");
 	struct cli cli = { 0 };
 	struct cli_args a;
 	cli_args_parse(argc, argv, &a);

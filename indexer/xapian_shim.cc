@@ -18,8 +18,9 @@
 //   costly), and few commits keep the uncompacted database small.
 // - Each handle is used by one thread at a time.
 // - A reader of several shards counts them in parallel, one thread a shard (the reader keeps them from its
-//   first count on), each on a Database of its own (a count is the sum of the shards'). A wildcard's expansion limit applies to each shard, as Xapian applies
-//   it when it searches several shards together: a count and a search of the same query agree.
+//   first count on), each on a Database of its own (a count is the sum of the shards'). A wildcard's
+//   expansion limit applies to each shard, as Xapian applies it when it searches several shards together: a
+//   count and a search of the same query agree.
 #include "xapian_shim.h"
 
 #include <xapian.h>

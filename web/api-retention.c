@@ -348,26 +348,32 @@ static const char *rt_sees_all(const struct request *r)
 	return r->who.all_accounts ? "true" : "false";
 }
 
+/* The ids of the accounts the officer sees: the accounts table answers only those (row-level security). */
+#define RT_SEEN_ACCOUNTS "ARRAY(SELECT a.id FROM accounts a)"
+/* True (SQL) if the officer sees every account (all, a boolean parameter) or one of ids (an integer[]). */
+#define RT_SEES_ANY(ids, all) "(" all "::boolean OR " ids " && " RT_SEEN_ACCOUNTS ")"
+/* True (SQL) if the officer sees the hold or policy x: it covers every account, or one they see. */
+#define RT_SEES(x, all) "(" x ".all_accounts OR " RT_SEES_ANY(x ".account_ids", all) ")"
+
 /* Whether the officer sees every account the hold or policy called name covers (all of them for one on all
    accounts): one who does not may not release, change, lock or remove it. 0 (also when there is no such
    row: the caller answers 404), or -1 after rolling back and replying 403. */
 static int rt_scope_covers(struct request *r, bool hold, const char *name, enum MHD_Result *reply)
 {
-	const char *p[] = { name };
-	/* the accounts table answers only the accounts this officer sees (row-level security) */
+	const char *p[] = { name, rt_sees_all(r) };
+	/* one that covers none of the officer's accounts is unknown to them, as a missing one is (RT_SEES): the
+	   statement that follows does not find it either */
 #define RT_SCOPE_SQL(table) \
-	"WITH v AS (SELECT ARRAY(SELECT a.id FROM accounts a) AS ids) SELECT x.all_accounts, x.account_ids <@ v.ids, " \
-	"x.account_ids && v.ids FROM " table " x, v WHERE x.name = $1"
-	PGresult *res = rt_sql(r, hold ? RT_SCOPE_SQL("holds") : RT_SCOPE_SQL("policies"), 1, p, reply);
+	"SELECT x.all_accounts, x.account_ids <@ " RT_SEEN_ACCOUNTS " FROM " table " x WHERE x.name = $1 AND " \
+	RT_SEES("x", "$2")
+	PGresult *res = rt_sql(r, hold ? RT_SCOPE_SQL("holds") : RT_SCOPE_SQL("policies"), 2, p, reply);
 #undef RT_SCOPE_SQL
 	if (res == NULL)
 		return -1;
-	bool found = PQntuples(res) == 1, all = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	bool covers = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0, meets = found && strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	bool seen = PQntuples(res) == 1;
+	bool all = seen && strcmp(PQgetvalue(res, 0, 0), "t") == 0, covered = seen && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
-	/* one that covers none of the officer's accounts is unknown to them: the statement that follows does
-	   not find it (RT_SEES), and answers as for a missing one */
-	if (!found || (all ? r->who.all_accounts : covers) || (!all && !meets && !r->who.all_accounts))
+	if (!seen || (all ? r->who.all_accounts : covered))
 		return 0;
 	web_end(r, false);
 	*reply = web_forbidden(r, hold ? "this hold covers accounts you do not see: an officer who sees them releases it"
@@ -393,10 +399,6 @@ static int rt_split(const char *rest, char *name, size_t cap, const char **actio
 
 /* --- policies (role admin to change; every officer may read those that cover an account they see) --- */
 
-/* True (SQL) if the officer sees the hold or policy x: they see every account ($all), or x covers every
-   account, or one they see (the accounts table answers only those, row-level security). */
-#define RT_SEES(x, all) \
-	"(" all "::boolean OR " x ".all_accounts OR " x ".account_ids && ARRAY(SELECT a.id FROM accounts a))"
 
 #define POLICY_COLUMNS \
 	"p.name, CASE WHEN p.keep IS NULL THEN 'forever' ELSE p.keep::text END AS keep, " \
@@ -978,9 +980,9 @@ static enum MHD_Result disposal_report(struct request *r)
 /* --- erasure requests: asked by a legal or admin officer, approved by a different admin --- */
 
 /* True (SQL) if the officer sees erasure item i ($2: whether they see every account): its message was in
-   one of their accounts when it was asked for (the accounts table answers only those, row-level security).
-   A request with none of them is unknown to the officer, as a missing one is. */
-#define RT_ITEM_VISIBLE "($2::boolean OR i.account_ids && ARRAY(SELECT a.id FROM accounts a))"
+   one of their accounts when it was asked for. A request with none of them is unknown to the officer, as a
+   missing one is. */
+#define RT_ITEM_VISIBLE RT_SEES_ANY("i.account_ids", "$2")
 
 static enum MHD_Result erasure_list(struct request *r, int64_t id)
 {
