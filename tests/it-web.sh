@@ -288,6 +288,39 @@ t_eq "the next count over the socket is answered as before" "$n_before" "$(mvcli
 t_eq "and the next over the API" "$a_before" "$(curl -s "${A[@]}" "$URL/count?q=dasovich")"
 t_eq "each audited once" $((before + 3)) "$(audit_n)"
 
+# --- the audit connection lost in the middle of a write: the row is written once, never twice. A second
+#     service reaches PostgreSQL through a proxy that cuts its connection at a chosen moment ---
+mkdir -p "$D/pgproxy"
+"$MV_PYTHON" "$MV_ROOT/tests/lib/pg_cut_proxy.py" "$D/pgproxy" "$MV_PGHOST" "$MV_PGPORT" &
+t_register_pid $!
+for i in $(seq 50); do [ -S "$D/pgproxy/.s.PGSQL.$MV_PGPORT" ] && break; sleep 0.1; done
+sed -e "s|^web_conninfo = .*|web_conninfo = host=$D/pgproxy port=$MV_PGPORT dbname=mailvault user=mv_web sslmode=disable gssencmode=disable|" \
+	-e "s|^socket = .*|socket = $D/proxied.sock|" -e "s|^listen = .*|listen = 127.0.0.1:$(mv_free_ports 1)|" \
+	"$MV_CONF" >"$D/proxied.conf"
+"$MV_BUILD/mailvault-web" -c "$D/proxied.conf" >"$D/proxied.log" 2>&1 &
+proxied_pid=$!
+t_register_pid $proxied_pid
+for i in $(seq 50); do [ -S "$D/proxied.sock" ] && break; sleep 0.1; done
+pcount() { MAILVAULT_SOCKET=$D/proxied.sock "$MV_BUILD/mailvault" search --count dasovich; }
+t_eq "a count through the proxied service" "$n_before" "$(pcount)"
+echo after-commit >"$D/pgproxy/cut"
+before=$(audit_n)
+t_eq "its row committed as the connection was cut: the count is answered" "$n_before" "$(pcount)"
+t_ok "(the proxy made the cut)" test -e "$D/pgproxy/cut.done"
+t_eq "and the row is there once, not written again" $((before + 1)) "$(audit_n)"
+t_contains "the service says why" "$(cat "$D/proxied.log")" "lost after its rows were committed: they are not written again"
+rm -f "$D/pgproxy/cut.done"
+echo before-execute >"$D/pgproxy/cut"
+before=$(audit_n)
+s0=$(mv_sql "SELECT max(seq) FROM audit_log")
+t_eq "cut before the statement ran: the count is answered" "$n_before" "$(pcount)"
+t_ok "(the proxy made the cut)" test -e "$D/pgproxy/cut.done"
+t_eq "its row written on a new connection, once" $((before + 1)) "$(audit_n)"
+t_eq "every row the service writes carries its request id" "0" \
+	"$(mv_sql "SELECT count(*) FROM audit_log WHERE seq > $s0 AND coalesce(details->>'request', '') !~ '^[A-Za-z0-9_-]{43}$'")"
+t_contains "the chain still verifies" "$(mvcli audit verify)" "rows verify"
+kill "$proxied_pid"
+
 # --- a tampered row is found at its place ---
 victim=$(mv_sql "SELECT min(seq) FROM audit_log WHERE actor = 'jane' AND action = 'search'")
 mv_sql "ALTER TABLE audit_log DISABLE TRIGGER audit_log_immutable; UPDATE audit_log SET target = 'nothing to see' WHERE seq = $victim;

@@ -8,8 +8,14 @@
  * (one transaction, one flush) on the writer's connection and wakes the others; rows queued meanwhile wait,
  * and one of their requests leads the next group. Alone, a request writes its own row with
  * no hand-off to another thread. A request whose row could not be committed fails: nothing unaudited is
- * returned. */
+ * returned.
+ *
+ * A connection lost while a group was being written leaves it unknown whether the group committed. Every
+ * row carries a random request id (in its details); on a new connection the writer looks for the group's
+ * first row among the rows written since it last knew the chain's head, and writes the group again only
+ * if it is not there: a row is never written twice, and a group nobody can vouch for fails its requests. */
 #include "web.h"
+#include "credential.h"
 #include "db.h"
 #include "log.h"
 #include "pg-array.h"
@@ -23,6 +29,7 @@
 
 struct audit_item {
 	char *actor, *via, *client, *action, *target, *details;
+	char *request;             /* the random id in details, to find the row after a lost connection */
 	int result;                /* 0 written, -1 failed; valid once done */
 	bool done;
 	struct audit_item *next;
@@ -31,6 +38,7 @@ struct audit_item {
 struct audit_writer {
 	char *conninfo;
 	PGconn *db;                /* used by the leader only */
+	char seen[24];             /* a seq at or below the chain's head before the group being written ("" unknown) */
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a group was written, or the leader stepped down */
 	struct audit_item *head, **tail;
@@ -42,8 +50,52 @@ struct audit_writer {
 	"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) " \
 	"WITH ORDINALITY AS a(actor, via, client, action, target, details, n) ORDER BY a.n"
 
+/* Reads the chain's head into aw->seen; leaves it "" (and *err set) when it cannot. */
+static void audit_writer_learn_head(struct audit_writer *aw, const char **err)
+{
+	PGresult *res = db_query(aw->db, "SELECT coalesce(max(seq), 0) FROM audit_log", 0, NULL, err);
+	if (res != NULL && PQntuples(res) == 1)
+		snprintf(aw->seen, sizeof(aw->seen), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+/* The writer's connection, made again when lost, with the chain's head known (for audit_writer_committed):
+   0, or -1 with *err. */
+static int audit_writer_connect(struct audit_writer *aw, const char **err)
+{
+	if (aw->db == NULL || db_conn_lost(aw->db)) {
+		db_close(&aw->db);
+		aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, err);
+		/* durable before the answer whatever the server's default says; a server that hangs fails the
+		   requests waiting for their rows instead of holding them for ever */
+		if (aw->db != NULL && (db_exec(aw->db, "SET synchronous_commit = on", 0, NULL, err) < 0 ||
+				       db_exec(aw->db, "SET statement_timeout = '30s'", 0, NULL, err) < 0))
+			db_close(&aw->db);
+	}
+	/* the head before anything of ours: the lower bound for finding a group after a lost connection */
+	if (aw->db != NULL && aw->seen[0] == '\0')
+		audit_writer_learn_head(aw, err);
+	return aw->db != NULL && aw->seen[0] != '\0' ? 0 : -1;
+}
+
+/* After a lost connection: 1 when the group whose first row is first was committed (its rows are one
+   transaction: all or none), 0 when it was not, -1 when that cannot be told. Connects again if needed. */
+static int audit_writer_committed(struct audit_writer *aw, const struct audit_item *first, const char **err)
+{
+	if (aw->seen[0] == '\0')
+		return 0;   /* no statement is sent without a known head: nothing can have been written */
+	if (audit_writer_connect(aw, err) < 0)
+		return -1;
+	const char *p[] = { aw->seen, first->request };
+	PGresult *res = db_query(aw->db, "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > $1::bigint "
+				 "AND details->>'request' = $2)", 2, p, err);
+	int found = res != NULL && PQntuples(res) == 1 ? strcmp(PQgetvalue(res, 0, 0), "t") == 0 : -1;
+	PQclear(res);
+	return found;
+}
+
 /* Writes the rows of batch (up to stop, exclusive) in one statement: one transaction, one flush. 0 or -1
-   with *err; *lost when the connection went away (then worth one more try). */
+   with *err; *lost when the connection went away (audit_writer_committed then tells whether it was written). */
 static int audit_writer_statement(struct audit_writer *aw, struct audit_item *batch, struct audit_item *stop,
 				  const char **err, bool *lost)
 {
@@ -62,18 +114,12 @@ static int audit_writer_statement(struct audit_writer *aw, struct audit_item *ba
 		p[i] = pg_array_text(&cols[i]);
 	int rc = -1;
 	*lost = false;
-	if (aw->db == NULL || db_conn_lost(aw->db)) {
-		db_close(&aw->db);
-		aw->db = db_connect(aw->conninfo, "mailvault-web audit", NULL, err);
-		/* durable before the answer whatever the server's default says; a server that hangs fails the
-		   requests waiting for their rows instead of holding them for ever */
-		if (aw->db != NULL && (db_exec(aw->db, "SET synchronous_commit = on", 0, NULL, err) < 0 ||
-				       db_exec(aw->db, "SET statement_timeout = '30s'", 0, NULL, err) < 0))
-			db_close(&aw->db);
-	}
-	if (aw->db != NULL) {
+	if (audit_writer_connect(aw, err) == 0) {
 		PGresult *res = db_query_named(aw->db, "audit_write", AUDIT_WRITE_SQL, 6, p, err);
 		rc = res ? 0 : -1;
+		/* the last row of the group is the new lower bound (rows come back in the group's order) */
+		if (res != NULL && PQntuples(res) > 0)
+			snprintf(aw->seen, sizeof(aw->seen), "%s", PQgetvalue(res, PQntuples(res) - 1, 0));
 		PQclear(res);
 		*lost = rc < 0 && db_conn_lost(aw->db);
 	} else {
@@ -93,8 +139,16 @@ static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch
 	const char *err = NULL;
 	bool lost;
 	int rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
-	if (rc < 0 && lost)
-		rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
+	if (rc < 0 && lost) {
+		/* written or not? Once more only if certainly not; unknown fails the requests */
+		int committed = audit_writer_committed(aw, batch, &err);
+		if (committed == 1) {
+			log_warn("the audit connection was lost after its rows were committed: they are not written again");
+			rc = 0;
+		} else if (committed == 0) {
+			rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
+		}
+	}
 	if (rc < 0 && !lost && batch->next != NULL) {
 		log_warn("audit records refused as a batch (%s): writing them one by one", err ? err : "?");
 		double give_up = util_now() + AUDIT_RETRY_SECONDS;
@@ -149,8 +203,12 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 	it.client = audit_text(client);
 	it.action = audit_text(action);
 	it.target = audit_text(target);
+	it.request = credential_random_id();
+	if (details == NULL)
+		details = json_object_new_object();
+	json_object_object_add(details, "request", json_object_new_string(it.request));
 	/* valid UTF-8, whatever a client put in a path or a name: PostgreSQL refuses anything else */
-	const char *dtext = details ? json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN) : "{}";
+	const char *dtext = json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN);
 	it.details = util_utf8_sanitize(dtext, strlen(dtext));
 	json_object_put(details);
 	pthread_mutex_lock(&aw->lock);
@@ -190,6 +248,7 @@ int audit_writer_write(struct audit_writer *aw, const char *actor, const char *v
 	free(it.action);
 	free(it.target);
 	free(it.details);
+	free(it.request);
 	return it.result;
 }
 
