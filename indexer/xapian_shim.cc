@@ -140,8 +140,21 @@ struct xs_doc {
 	std::string error;
 };
 
+// The documents a query matches, as sets of documents, for counting them without Xapian's matcher: a
+// broad wildcard or a NOT over the whole archive makes the matcher merge hundreds of posting lists a
+// document at a time, where a bit per document and one pass over each list is two to three times faster.
+// Built beside the Xapian query by the constructors that can say exactly what they match; a query with any
+// other part (phrases, free words, ranges) has none and is counted by Xapian.
+struct count_plan {
+	enum op_kind { TERM, PATTERN, ALL, NONE, AND, OR, AND_NOT } kind;
+	std::string text;   // TERM: the term; PATTERN: what every term it matches starts with
+	std::vector<std::shared_ptr<const count_plan>> kids;
+};
+using plan_ptr = std::shared_ptr<const count_plan>;
+
 struct xs_query {
 	Xapian::Query q;
+	plan_ptr plan;   // null: only Xapian can count it
 };
 
 namespace {
@@ -251,12 +264,35 @@ std::string make_term(const char *prefix, const char *value)
 	return term;
 }
 
-// Wraps a query in a new handle (NULL on failure; C callers get no exception).
-struct xs_query *wrap(Xapian::Query &&q)
+// Wraps a query (and the plan that counts the same documents, if any) in a new handle.
+struct xs_query *wrap(Xapian::Query &&q, plan_ptr plan = nullptr)
 {
 	struct xs_query *x = new struct xs_query;
 	x->q = std::move(q);
+	x->plan = std::move(plan);
 	return x;
+}
+
+plan_ptr plan_leaf(count_plan::op_kind kind, std::string text = std::string())
+{
+	return std::make_shared<const count_plan>(count_plan{ kind, std::move(text), {} });
+}
+
+// a op b, when both can be counted as sets; an OR of ORs is one OR
+plan_ptr plan_combine(Xapian::Query::op op, const plan_ptr &a, const plan_ptr &b)
+{
+	if (a == nullptr || b == nullptr)
+		return nullptr;
+	count_plan::op_kind kind = op == Xapian::Query::OP_OR ? count_plan::OR
+			       : op == Xapian::Query::OP_AND_NOT ? count_plan::AND_NOT : count_plan::AND;
+	auto out = std::make_shared<count_plan>(count_plan{ kind, std::string(), {} });
+	for (const plan_ptr &k : { a, b }) {
+		if (kind == count_plan::OR && k->kind == count_plan::OR)
+			out->kids.insert(out->kids.end(), k->kids.begin(), k->kids.end());
+		else
+			out->kids.push_back(k);
+	}
+	return out;
 }
 
 // Combines a and b with op into a (which is reused), freeing b; a NULL side (a failed constructor) gives NULL.
@@ -269,6 +305,8 @@ struct xs_query *combine(Xapian::Query::op op, struct xs_query *a, struct xs_que
 	}
 	enum xs_status st = guard(nullptr, [&] {
 		a->q = Xapian::Query(op, a->q, b->q);
+		// OP_FILTER matches what OP_AND matches (it only leaves the filter out of the weights)
+		a->plan = plan_combine(op == Xapian::Query::OP_FILTER ? Xapian::Query::OP_AND : op, a->plan, b->plan);
 		return XS_OK;
 	});
 	delete b;
@@ -678,6 +716,40 @@ void xs_doc_set_data(struct xs_doc *doc, const char *data, size_t len)
 	doc_guard_result(doc, st, msg);
 }
 
+namespace {
+
+// The plan of a text that is one ASCII word and a trailing * ("enr*", "Contract*"): for such a word the
+// QueryParser above lower-cases it and matches, in any of the prefixes, every term that starts with the
+// prefix and the word (wildcards are never stemmed). Anything else (several words, other characters) has
+// no plan and is counted by Xapian.
+plan_ptr text_wildcard_plan(const char *const *prefixes, size_t nprefixes, const char *text)
+{
+	if (text == nullptr)
+		return nullptr;
+	size_t n = strlen(text);
+	while (n > 0 && text[n - 1] == ' ')
+		n--;
+	while (n > 0 && *text == ' ')
+		text++, n--;
+	if (n < 2 || text[n - 1] != '*')
+		return nullptr;
+	std::string word;
+	for (size_t i = 0; i + 1 < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return nullptr;
+		word += (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	auto out = std::make_shared<count_plan>(count_plan{ count_plan::OR, std::string(), {} });
+	for (size_t i = 0; i < nprefixes; i++)
+		out->kids.push_back(plan_leaf(count_plan::PATTERN, (prefixes[i] != nullptr ? prefixes[i] : "") + word));
+	if (nprefixes == 0)
+		out->kids.push_back(plan_leaf(count_plan::PATTERN, word));
+	return out;
+}
+
+} // namespace
+
 struct xs_query *xs_query_text_fields(struct xs_db *db, const char *const *prefixes, size_t nprefixes, bool stem,
 				      const char *text, char **error_r)
 {
@@ -708,7 +780,7 @@ struct xs_query *xs_query_text_fields(struct xs_db *db, const char *const *prefi
 						 Xapian::QueryParser::FLAG_PHRASE | Xapian::QueryParser::FLAG_WILDCARD);
 		if (q.empty())
 			q = Xapian::Query::MatchNothing;
-		out = wrap(std::move(q));
+		out = wrap(std::move(q), text_wildcard_plan(prefixes, nprefixes, text));
 		return XS_OK;
 	});
 	return out;
@@ -778,7 +850,8 @@ struct xs_query *xs_query_term(const char *prefix, const char *value)
 	guard(nullptr, [&] {
 		std::string term = make_term(prefix, value);
 		// Query("") would match every document: an empty term matches none.
-		out = wrap(term.empty() ? Xapian::Query(Xapian::Query::MatchNothing) : Xapian::Query(term));
+		out = term.empty() ? wrap(Xapian::Query(Xapian::Query::MatchNothing), plan_leaf(count_plan::NONE))
+				   : wrap(Xapian::Query(term), plan_leaf(count_plan::TERM, term));
 		return XS_OK;
 	});
 	return out;
@@ -797,7 +870,8 @@ struct xs_query *xs_query_term_wildcard(struct xs_db *db, const char *prefix, co
 		// Exact-term wildcards (addresses, Message-IDs) must not lose matches silently: past the limit the
 		// search fails with XS_ERR_QUERY rather than returning a partial answer.
 		out = wrap(Xapian::Query(Xapian::Query::OP_WILDCARD, pattern, WILDCARD_MAX,
-					 Xapian::Query::WILDCARD_LIMIT_ERROR));
+					 Xapian::Query::WILDCARD_LIMIT_ERROR),
+			   plan_leaf(count_plan::PATTERN, pattern));
 		return XS_OK;
 	});
 	return out;
@@ -830,7 +904,7 @@ struct xs_query *xs_query_all(void)
 {
 	struct xs_query *out = nullptr;
 	guard(nullptr, [&] {
-		out = wrap(Xapian::Query(Xapian::Query::MatchAll));
+		out = wrap(Xapian::Query(Xapian::Query::MatchAll), plan_leaf(count_plan::ALL));
 		return XS_OK;
 	});
 	return out;
@@ -840,7 +914,7 @@ struct xs_query *xs_query_none(void)
 {
 	struct xs_query *out = nullptr;
 	guard(nullptr, [&] {
-		out = wrap(Xapian::Query(Xapian::Query::MatchNothing));
+		out = wrap(Xapian::Query(Xapian::Query::MatchNothing), plan_leaf(count_plan::NONE));
 		return XS_OK;
 	});
 	return out;
@@ -929,9 +1003,105 @@ enum xs_status xs_search(struct xs_db *db, const struct xs_query *q, enum xs_sor
 
 namespace {
 
-// The exact number of documents of d that q matches.
-Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q)
+// A set of documents of one database: a bit per docid up to its last.
+class doc_set {
+public:
+	explicit doc_set(Xapian::docid last) : words_(last / 64 + 1, 0) {}
+	void add(Xapian::docid id) { words_[id / 64] |= uint64_t(1) << (id % 64); }
+	void add_postings(const Xapian::Database &d, const std::string &term)
+	{
+		for (Xapian::PostingIterator p = d.postlist_begin(term); p != d.postlist_end(term); ++p)
+			add(*p);
+	}
+	void unite(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] |= o.words_[i]; }
+	void intersect(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] &= o.words_[i]; }
+	void subtract(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] &= ~o.words_[i]; }
+	Xapian::doccount size() const
+	{
+		Xapian::doccount n = 0;
+		for (uint64_t w : words_)
+			n += (Xapian::doccount)__builtin_popcountll(w);
+		return n;
+	}
+
+private:
+	std::vector<uint64_t> words_;
+};
+
+// Adds to set the documents of d that plan matches (OR and the leaves add in place; the others need sets of
+// their own).
+void plan_add(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 {
+	switch (plan.kind) {
+	case count_plan::TERM:
+		set.add_postings(d, plan.text);
+		return;
+	case count_plan::PATTERN: {
+		// as Xapian's OP_WILDCARD with WILDCARD_LIMIT_ERROR, per database: past the limit, an error
+		Xapian::termcount n = 0;
+		for (Xapian::TermIterator t = d.allterms_begin(plan.text); t != d.allterms_end(plan.text); ++t) {
+			if (++n > WILDCARD_MAX)
+				throw Xapian::WildcardError("Too many terms in expansion of wildcard '" + plan.text + "'");
+			set.add_postings(d, *t);
+		}
+		return;
+	}
+	case count_plan::ALL:
+		set.add_postings(d, std::string());   // the empty term's list is every document
+		return;
+	case count_plan::NONE:
+		return;
+	case count_plan::OR:
+		for (const plan_ptr &k : plan.kids)
+			plan_add(d, *k, set);
+		return;
+	case count_plan::AND:
+	case count_plan::AND_NOT: {
+		doc_set acc(d.get_lastdocid());
+		plan_add(d, *plan.kids[0], acc);
+		for (size_t i = 1; i < plan.kids.size(); i++) {
+			doc_set other(d.get_lastdocid());
+			plan_add(d, *plan.kids[i], other);
+			if (plan.kind == count_plan::AND)
+				acc.intersect(other);
+			else
+				acc.subtract(other);
+		}
+		set.unite(acc);
+		return;
+	}
+	}
+}
+
+// How many documents of d plan matches. Everything but a few is every document less a few: counted that way.
+Xapian::doccount plan_count(const Xapian::Database &d, const count_plan &plan)
+{
+	if (plan.kind == count_plan::AND_NOT && plan.kids.size() == 2 && plan.kids[0]->kind == count_plan::ALL)
+		return d.get_doccount() - plan_count(d, *plan.kids[1]);
+	if (plan.kind == count_plan::TERM)
+		return d.get_termfreq(plan.text);
+	doc_set set(d.get_lastdocid());
+	plan_add(d, plan, set);
+	return set.size();
+}
+
+// Whether counting by plan beats Xapian's matcher: for wildcards and whole-archive NOTs. Small ANDs and ORs
+// of words are left to Xapian, which skips through the lists instead of reading them whole.
+bool plan_pays(const count_plan &plan)
+{
+	if (plan.kind == count_plan::PATTERN || plan.kind == count_plan::ALL)
+		return true;
+	for (const plan_ptr &k : plan.kids)
+		if (plan_pays(*k))
+			return true;
+	return false;
+}
+
+// The exact number of documents of d that q matches (by plan when there is one and it pays).
+Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q, const count_plan *plan = nullptr)
+{
+	if (plan != nullptr && plan_pays(*plan))
+		return plan_count(d, *plan);
 	Xapian::Enquire enq(d);
 	enq.set_query(q);
 	enq.set_weighting_scheme(Xapian::BoolWeight());   // counting needs no weights
@@ -957,7 +1127,7 @@ std::vector<int> usable_cpus()
 
 // Counts the shards of db in parallel, one of the reader's threads a shard, while the calling thread waits.
 // Every thread gets its own copy of the query (Xapian's reference counts are not atomic) and its own Database.
-Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
+Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q, const plan_ptr &plan)
 {
 	const std::string serialised = q.serialise();
 	const size_t n = db->shards.size();
@@ -968,7 +1138,7 @@ Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q)
 	std::vector<std::exception_ptr> errors(n);
 	auto run = [&](size_t i) {
 		try {
-			counts[i] = count_in(db->shards[i], copies[i]);
+			counts[i] = count_in(db->shards[i], copies[i], plan.get());   // the plan is shared read-only
 		} catch (...) {
 			errors[i] = std::current_exception();
 		}
@@ -1026,7 +1196,8 @@ enum xs_status xs_count(struct xs_db *db, const struct xs_query *q, uint64_t *co
 		return db == nullptr ? XS_ERR_OTHER : XS_ERR_QUERY;
 	}
 	return guard(error_r, [&] {
-		*count_r = !db->writable && db->shards.size() > 1 ? count_shards(db, q->q) : count_in(db->db(), q->q);
+		*count_r = !db->writable && db->shards.size() > 1 ? count_shards(db, q->q, q->plan)
+								     : count_in(db->db(), q->q, q->plan.get());
 		return XS_OK;
 	});
 }

@@ -193,6 +193,25 @@ static void test_main_db(const char *dir)
 	CHECK(count(r, text(r, PFX_BODY, "quart*")) == 4);   /* quarterly 1 2, quartz 5, quarterback 6 */
 	CHECK(count(r, text(r, PFX_SUBJECT, "quart*")) == 1);
 	CHECK(count(r, text(r, PFX_BODY, "zzz*")) == 0);
+	/* wildcards and NOTs of everything are counted as sets of documents, not by Xapian's matcher; count()
+	   checks each against a search's total, which Xapian's matcher gives */
+	CHECK(count(r, text(r, PFX_BODY, "Quart*")) == 4);     /* lower-cased, as the query parser does */
+	CHECK(count(r, text(r, PFX_BODY, " quart* ")) == 4);
+	CHECK(count(r, text(r, PFX_BODY, "quart* strong")) == 1);   /* two words: Xapian counts */
+	CHECK(count(r, text(r, PFX_BODY, "qu\xc3\xa4rt*")) == 0);    /* not ASCII: Xapian counts */
+	const char *body_subject[] = { PFX_BODY, PFX_SUBJECT };
+	CHECK(count(r, xs_query_text_fields(r, body_subject, 2, true, "quart*", NULL)) == 4);
+	CHECK(count(r, xs_query_and_not(xs_query_all(), text(r, PFX_BODY, "quart*"))) == 2);
+	CHECK(count(r, xs_query_and_not(xs_query_all(),
+					 xs_query_and_not(xs_query_all(), text(r, PFX_BODY, "quart*")))) == 4);
+	CHECK(count(r, xs_query_filter(text(r, PFX_BODY, "quart*"), xs_query_or(xs_query_term(PFX_ACCOUNT, "home"),
+										   xs_query_term(PFX_ACCOUNT, "nobody")))) == 0);
+	CHECK(count(r, xs_query_filter(text(r, PFX_BODY, "quart*"), xs_query_or(xs_query_none(),
+										   xs_query_term(PFX_ACCOUNT, "work")))) == 4);
+	CHECK(count(r, xs_query_or(text(r, PFX_BODY, "quart*"), xs_query_term(PFX_ACCOUNT, "home"))) == 6);
+	CHECK(count(r, xs_query_and_not(xs_query_term_wildcard(r, PFX_FROM_DOMAIN, "example."),
+					 xs_query_term(PFX_ACCOUNT, "work"))) == 1);
+	CHECK(count(r, xs_query_and_not(xs_query_all(), xs_query_term(PFX_ACCOUNT, ""))) == 6);
 
 	/* exact terms and term wildcards */
 	CHECK(count(r, xs_query_term(PFX_FROM_ADDR, "alice@example.com")) == 2);
@@ -367,6 +386,12 @@ static void test_main_db(const char *dir)
 	free(error);
 	error = NULL;
 	xs_query_free(&tq);
+	tq = xs_query_and_not(xs_query_all(), text(both, PFX_BODY, "v*"));   /* so does one under a NOT */
+	CHECK(xs_count(both, tq, &n, &error) == XS_ERR_QUERY);
+	CHECK(error != NULL && strstr(error, "a wildcard matches more than 1024 different words") != NULL);
+	free(error);
+	error = NULL;
+	xs_query_free(&tq);
 	/* an exact-term wildcard past its expansion limit fails rather than dropping matches */
 	CHECK(count(both, xs_query_term_wildcard(both, PFX_MSGID, "m00")) == 1);
 	struct xs_query *wq = xs_query_term_wildcard(both, PFX_MSGID, "m");
@@ -401,6 +426,7 @@ static void test_main_db(const char *dir)
 	CHECK(count(both, text(both, PFX_BODY, "wq0007")) == 1);
 	CHECK(count(both, text(both, PFX_BODY, "wq00*")) == 1);    /* 100 words, one shard */
 	CHECK(count(both, text(both, PFX_BODY, "wq0*")) == 2);     /* 1000 words, in both shards */
+	CHECK(count(both, xs_query_and_not(xs_query_all(), text(both, PFX_BODY, "wq0*"))) == 8);
 	CHECK(count(both, xs_query_or(text(both, PFX_BODY, "wq0001"), text(both, PFX_BODY, "wq1199"))) == 2);
 	/* a wildcard's limit applies to each shard, in a count as in a search (Xapian expands it shard by shard) */
 	CHECK(count(both, text(both, PFX_BODY, "wq*")) == 2);
