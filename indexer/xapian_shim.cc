@@ -278,20 +278,33 @@ plan_ptr plan_leaf(count_plan::op_kind kind, std::string text = std::string())
 	return std::make_shared<const count_plan>(count_plan{ kind, std::move(text), {} });
 }
 
-// a op b, when both can be counted as sets; an OR of ORs is one OR
+// a op b, when both can be counted as sets. Nothing is simplified away as Xapian does it when it builds
+// the query (an AND with nothing, or nothing AND_NOT anything, is nothing; nothing in an OR or on the
+// right of an AND_NOT is dropped), so that a wildcard Xapian never expands is not expanded here either
+// (and cannot fail for being too broad). An OR of ORs, an AND of ANDs, an AND_NOT whose left is an AND_NOT
+// are one node.
 plan_ptr plan_combine(Xapian::Query::op op, const plan_ptr &a, const plan_ptr &b)
 {
 	if (a == nullptr || b == nullptr)
 		return nullptr;
 	count_plan::op_kind kind = op == Xapian::Query::OP_OR ? count_plan::OR
 			       : op == Xapian::Query::OP_AND_NOT ? count_plan::AND_NOT : count_plan::AND;
+	const bool a_none = a->kind == count_plan::NONE, b_none = b->kind == count_plan::NONE;
+	if (kind == count_plan::OR && (a_none || b_none))
+		return a_none ? b : a;
+	if (kind == count_plan::AND && (a_none || b_none))
+		return a_none ? a : b;
+	if (kind == count_plan::AND_NOT && (a_none || b_none))
+		return a;
 	auto out = std::make_shared<count_plan>(count_plan{ kind, std::string(), {} });
-	for (const plan_ptr &k : { a, b }) {
-		if (kind == count_plan::OR && k->kind == count_plan::OR)
-			out->kids.insert(out->kids.end(), k->kids.begin(), k->kids.end());
-		else
-			out->kids.push_back(k);
-	}
+	if (a->kind == kind)   // the left side's children, then b (AND_NOT: the first stays first)
+		out->kids = a->kids;
+	else
+		out->kids.push_back(a);
+	if (b->kind == kind && kind != count_plan::AND_NOT)
+		out->kids.insert(out->kids.end(), b->kids.begin(), b->kids.end());
+	else
+		out->kids.push_back(b);
 	return out;
 }
 
@@ -1013,6 +1026,7 @@ public:
 		for (Xapian::PostingIterator p = d.postlist_begin(term); p != d.postlist_end(term); ++p)
 			add(*p);
 	}
+	void clear() { std::fill(words_.begin(), words_.end(), 0); }
 	void unite(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] |= o.words_[i]; }
 	void intersect(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] &= o.words_[i]; }
 	void subtract(const doc_set &o) { for (size_t i = 0; i < words_.size(); i++) words_[i] &= ~o.words_[i]; }
@@ -1028,8 +1042,10 @@ private:
 	std::vector<uint64_t> words_;
 };
 
-// Adds to set the documents of d that plan matches (OR and the leaves add in place; the others need sets of
-// their own).
+void plan_eval(const Xapian::Database &d, const count_plan &plan, doc_set &set);
+
+// Adds to set the documents of d that plan matches: leaves and ORs in place, an AND or AND_NOT in a set of
+// its own, united afterwards.
 void plan_add(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 {
 	switch (plan.kind) {
@@ -1057,31 +1073,48 @@ void plan_add(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 		return;
 	case count_plan::AND:
 	case count_plan::AND_NOT: {
-		doc_set acc(d.get_lastdocid());
-		plan_add(d, *plan.kids[0], acc);
-		for (size_t i = 1; i < plan.kids.size(); i++) {
-			doc_set other(d.get_lastdocid());
-			plan_add(d, *plan.kids[i], other);
-			if (plan.kind == count_plan::AND)
-				acc.intersect(other);
-			else
-				acc.subtract(other);
-		}
-		set.unite(acc);
+		doc_set own(d.get_lastdocid());
+		plan_eval(d, plan, own);
+		set.unite(own);
 		return;
 	}
+	}
+}
+
+// Makes the empty set the documents of d that plan matches. An AND or AND_NOT builds its first child in
+// set itself and each other child in one scratch set, used in turn: a long chain such as "-a* -b* -c* ..."
+// holds two sets at a time, however long.
+void plan_eval(const Xapian::Database &d, const count_plan &plan, doc_set &set)
+{
+	if (plan.kind != count_plan::AND && plan.kind != count_plan::AND_NOT) {
+		plan_add(d, plan, set);
+		return;
+	}
+	plan_eval(d, *plan.kids[0], set);
+	doc_set scratch(d.get_lastdocid());
+	for (size_t i = 1; i < plan.kids.size(); i++) {
+		if (i > 1)
+			scratch.clear();
+		plan_eval(d, *plan.kids[i], scratch);
+		if (plan.kind == count_plan::AND)
+			set.intersect(scratch);
+		else
+			set.subtract(scratch);
 	}
 }
 
 // How many documents of d plan matches. Everything but a few is every document less a few: counted that way.
 Xapian::doccount plan_count(const Xapian::Database &d, const count_plan &plan)
 {
-	if (plan.kind == count_plan::AND_NOT && plan.kids.size() == 2 && plan.kids[0]->kind == count_plan::ALL)
-		return d.get_doccount() - plan_count(d, *plan.kids[1]);
 	if (plan.kind == count_plan::TERM)
 		return d.get_termfreq(plan.text);
 	doc_set set(d.get_lastdocid());
-	plan_add(d, plan, set);
+	if (plan.kind == count_plan::AND_NOT && plan.kids[0]->kind == count_plan::ALL) {
+		for (size_t i = 1; i < plan.kids.size(); i++)
+			plan_add(d, *plan.kids[i], set);
+		return d.get_doccount() - set.size();
+	}
+	plan_eval(d, plan, set);
 	return set.size();
 }
 
