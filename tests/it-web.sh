@@ -318,7 +318,40 @@ t_ok "(the proxy made the cut)" test -e "$D/pgproxy/cut.done"
 t_eq "its row written on a new connection, once" $((before + 1)) "$(audit_n)"
 t_eq "every row the service writes carries its request id" "0" \
 	"$(mv_sql "SELECT count(*) FROM audit_log WHERE seq > $s0 AND coalesce(details->>'request', '') !~ '^[A-Za-z0-9_-]{43}$'")"
+# cut while its statement waits for the chain's lock (another session holds it): the old server process
+# would commit the row once it gets the lock; the service ends that process before it looks
+rm -f "$D/pgproxy/cut.done"
+before=$(audit_n)
+mv_sql "SELECT pg_advisory_lock(727172), pg_sleep(3)" >/dev/null &
+holder=$!
+for i in $(seq 50); do
+	[ "$(mv_sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 727172 AND granted")" = 1 ] && break
+	sleep 0.1
+done
+echo after-send >"$D/pgproxy/cut"
+t_eq "cut while its row waited for the chain's lock: the count is answered" "$n_before" "$(pcount)"
+wait "$holder"
+t_ok "(the proxy made the cut)" test -e "$D/pgproxy/cut.done"
+t_eq "one row, not two" $((before + 1)) "$(audit_n)"
 t_contains "the chain still verifies" "$(mvcli audit verify)" "rows verify"
+# the statements the service prepared on a connection vanish without the connection ending (a pooler, an
+# administrator's DISCARD), or a table they read changes: they are prepared again
+rm -f "$D/pgproxy/cut.done"
+: >"$D/pgproxy/errors"
+echo deallocate-all >"$D/pgproxy/cut"
+before=$(audit_n)
+t_eq "its prepared statements gone from under it: the count is answered" "$n_before" "$(pcount)"
+t_ok "(the proxy ran DEALLOCATE ALL on its connection)" test -e "$D/pgproxy/cut.done"
+t_contains "(the service met the missing statement: 26000)" "$(cat "$D/pgproxy/errors" 2>/dev/null)" "26000"
+t_eq "and audited once" $((before + 1)) "$(audit_n)"
+: >"$D/pgproxy/errors"
+mv_sql "ALTER TABLE officers ALTER COLUMN role TYPE varchar(16)" >/dev/null
+before=$(audit_n)
+t_eq "a column its officer lookup returns changes type: the count is answered" "$n_before" "$(pcount)"
+t_contains "(the service met the changed result type: 0A000)" "$(cat "$D/pgproxy/errors" 2>/dev/null)" "0A000"
+t_eq "and audited once" $((before + 1)) "$(audit_n)"
+mv_sql "ALTER TABLE officers ALTER COLUMN role TYPE text" >/dev/null
+t_eq "and again once it changes back" "$n_before" "$(pcount)"
 kill "$proxied_pid"
 
 # --- a tampered row is found at its place ---

@@ -10,10 +10,13 @@
  * no hand-off to another thread. A request whose row could not be committed fails: nothing unaudited is
  * returned.
  *
- * A connection lost while a group was being written leaves it unknown whether the group committed. Every
- * row carries a random request id (in its details); on a new connection the writer looks for the group's
- * first row among the rows written since it last knew the chain's head, and writes the group again only
- * if it is not there: a row is never written twice, and a group nobody can vouch for fails its requests. */
+ * A connection lost while a group was being written leaves it unknown whether the group committed: the
+ * server may not even have noticed yet, and still be waiting for the chain's lock. On a new connection
+ * the writer ends the old server process (a transaction it had not committed is then rolled back) and
+ * waits until it is gone; then it looks for the group's first row, by the random request id every row
+ * carries in its details, among the rows written since it last knew the chain's head, and writes the
+ * group again only if it is not there. A row is never written twice, and a group nobody can vouch for
+ * fails its requests. */
 #include "web.h"
 #include "credential.h"
 #include "db.h"
@@ -23,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AUDIT_BATCH_MAX 512
 #define AUDIT_RETRY_SECONDS 30.0
@@ -39,6 +43,8 @@ struct audit_writer {
 	char *conninfo;
 	PGconn *db;                /* used by the leader only */
 	char seen[24];             /* a seq at or below the chain's head before the group being written ("" unknown) */
+	int backend;               /* the server process of db, and when it started: to end it after a lost */
+	char backend_start[64];    /* connection (0 and "" unknown) */
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a group was written, or the leader stepped down */
 	struct audit_item *head, **tail;
@@ -71,6 +77,15 @@ static int audit_writer_connect(struct audit_writer *aw, const char **err)
 		if (aw->db != NULL && (db_exec(aw->db, "SET synchronous_commit = on", 0, NULL, err) < 0 ||
 				       db_exec(aw->db, "SET statement_timeout = '30s'", 0, NULL, err) < 0))
 			db_close(&aw->db);
+		aw->backend = 0;
+		aw->backend_start[0] = '\0';
+		PGresult *res = aw->db ? db_query(aw->db, "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+						  "WHERE pid = pg_backend_pid()", 0, NULL, err) : NULL;
+		if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+			aw->backend = atoi(PQgetvalue(res, 0, 0));
+			snprintf(aw->backend_start, sizeof(aw->backend_start), "%s", PQgetvalue(res, 0, 1));
+		}
+		PQclear(res);
 	}
 	/* the head before anything of ours: the lower bound for finding a group after a lost connection */
 	if (aw->db != NULL && aw->seen[0] == '\0')
@@ -78,14 +93,45 @@ static int audit_writer_connect(struct audit_writer *aw, const char **err)
 	return aw->db != NULL && aw->seen[0] != '\0' ? 0 : -1;
 }
 
-/* After a lost connection: 1 when the group whose first row is first was committed (its rows are one
-   transaction: all or none), 0 when it was not, -1 when that cannot be told. Connects again if needed. */
-static int audit_writer_committed(struct audit_writer *aw, const struct audit_item *first, const char **err)
+/* How long the writer waits for the server process of a lost connection to end. */
+#define AUDIT_OLD_BACKEND_SECONDS 10.0
+
+/* After a lost connection (whose server process was pid, started at start): 1 when the group whose first
+   row is first was committed (its rows are one transaction: all or none), 0 when it was not, -1 when that
+   cannot be told. Connects again if needed. */
+static int audit_writer_committed(struct audit_writer *aw, const struct audit_item *first, int pid,
+				  const char *start, const char **err)
 {
 	if (aw->seen[0] == '\0')
 		return 0;   /* no statement is sent without a known head: nothing can have been written */
 	if (audit_writer_connect(aw, err) < 0)
 		return -1;
+	if (pid > 0 && start[0] != '\0') {
+		/* the old process may still be waiting for the chain's lock, or running the statement: ended, it
+		   rolls back what it had not committed; a commit under way completes first */
+		char pidtext[16];
+		snprintf(pidtext, sizeof(pidtext), "%d", pid);
+		const char *o[] = { pidtext, start };
+		const char *ignored;
+		PQclear(db_query(aw->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+				 "WHERE pid = $1::int AND backend_start = $2::timestamptz", 2, o, &ignored));
+		double give_up = util_now() + AUDIT_OLD_BACKEND_SECONDS;
+		for (;;) {
+			PGresult *res = db_query(aw->db, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity "
+						 "WHERE pid = $1::int AND backend_start = $2::timestamptz)", 2, o, err);
+			int alive = res != NULL && PQntuples(res) == 1 ? strcmp(PQgetvalue(res, 0, 0), "t") == 0 : -1;
+			PQclear(res);
+			if (alive == 0)
+				break;
+			if (alive < 0 || util_now() > give_up) {
+				if (alive > 0)
+					*err = "the server process of the lost audit connection did not end";
+				return -1;
+			}
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
 	const char *p[] = { aw->seen, first->request };
 	PGresult *res = db_query(aw->db, "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > $1::bigint "
 				 "AND details->>'request' = $2)", 2, p, err);
@@ -141,7 +187,10 @@ static void audit_writer_flush(struct audit_writer *aw, struct audit_item *batch
 	int rc = audit_writer_statement(aw, batch, NULL, &err, &lost);
 	if (rc < 0 && lost) {
 		/* written or not? Once more only if certainly not; unknown fails the requests */
-		int committed = audit_writer_committed(aw, batch, &err);
+		char start[sizeof(aw->backend_start)];
+		int pid = aw->backend;
+		snprintf(start, sizeof(start), "%s", aw->backend_start);
+		int committed = audit_writer_committed(aw, batch, pid, start, &err);
 		if (committed == 1) {
 			log_warn("the audit connection was lost after its rows were committed: they are not written again");
 			rc = 0;

@@ -8,11 +8,18 @@ reading the protocol's messages (type byte, 32-bit length) in both directions. A
 writing LISTEN_DIR/cut:
   before-execute  the next Bind of the prepared statement "audit_write" is not passed on: the connection
                   is closed before the server runs the statement (nothing written);
+  after-send      the next Bind of "audit_write" and what follows it up to Sync are passed on, then the
+                  connection is closed at once: the server runs the statement (or waits for the chain's
+                  lock) without a client, and notices only when it answers;
   after-commit    once the server describes a result of mailvault_audit_as, nothing more is passed to the
                   client, and the connection is closed when the server says it is ready again (the
-                  statement's transaction committed; the client never hears so).
-The cut is made once: the file is renamed LISTEN_DIR/cut.done. Clients must not ask for TLS or GSS
-encryption (sslmode=disable gssencmode=disable): the proxy reads plain messages only.
+                  statement's transaction committed; the client never hears so);
+  deallocate-all  before the next statement a client sends, the proxy has the server run DEALLOCATE ALL
+                  on that connection and hides the answer: the client's prepared statements are gone
+                  without its knowing (as behind a pooler, or after an administrator's DISCARD).
+The cut is made once: the file is renamed LISTEN_DIR/cut.done. Every error the server sends to a client
+is noted, its SQLSTATE a line, in LISTEN_DIR/errors. Clients must not ask for TLS or GSS encryption
+(sslmode=disable gssencmode=disable): the proxy reads plain messages only.
 """
 import os
 import socket
@@ -69,21 +76,48 @@ def close(*socks):
         s.close()
 
 
-def client_to_server(client, server):
+def client_to_server(client, server, state):
+    in_sequence = False   # between an extended-protocol message and its Sync
+    cut_at_sync = False
     try:
         for raw, kind, payload in messages(client, True):
-            if kind == b"B" and b"\0audit_write\0" in b"\0" + payload and armed("before-execute"):
+            audit_bind = kind == b"B" and b"\0audit_write\0" in b"\0" + payload
+            if audit_bind and armed("before-execute"):
                 break
+            # only between statements: a query run in the middle of Parse/Bind/Sync would disturb it
+            if not in_sequence and kind in (b"P", b"B", b"Q") and armed("deallocate-all"):
+                with lock:
+                    state["hide"] += 1
+                query = b"DEALLOCATE ALL\0"
+                server.sendall(b"Q" + struct.pack("!I", len(query) + 4) + query)
+            if audit_bind and armed("after-send"):
+                cut_at_sync = True
+            if kind in (b"P", b"B", b"D", b"E", b"C", b"H"):
+                in_sequence = True
             server.sendall(raw)
+            if kind == b"S":
+                in_sequence = False
+                if cut_at_sync:
+                    break
     except OSError:
         pass
     close(client, server)
 
 
-def server_to_client(server, client):
+def server_to_client(server, client, state):
     swallowing = False
     try:
         for raw, kind, payload in messages(server, False):
+            with lock:
+                hiding = state["hide"] > 0
+                if hiding and kind == b"Z":
+                    state["hide"] -= 1
+            if hiding and kind in (b"C", b"Z", b"E", b"N"):
+                continue   # the answer to the proxy's own DEALLOCATE ALL
+            if kind == b"E":
+                fields = dict((f[:1], f[1:]) for f in payload.split(b"\0") if f)
+                with lock, open(os.path.join(listen_dir, "errors"), "ab") as f:
+                    f.write(fields.get(b"C", b"?????") + b"\n")
             if swallowing:
                 if kind == b"Z":
                     break
@@ -112,8 +146,9 @@ def main():
         except OSError:
             client.close()
             continue
-        threading.Thread(target=client_to_server, args=(client, server), daemon=True).start()
-        threading.Thread(target=server_to_client, args=(server, client), daemon=True).start()
+        state = {"hide": 0}
+        threading.Thread(target=client_to_server, args=(client, server, state), daemon=True).start()
+        threading.Thread(target=server_to_client, args=(server, client, state), daemon=True).start()
 
 
 if __name__ == "__main__":
