@@ -177,10 +177,11 @@ int main(int argc, char **argv)
 	/* Each request runs in a new thread, and glibc hands a result page's buffers (a search page of long
 	   To lists is 150 KB of JSON, built and copied twice) back to the kernel once freed: every request
 	   then faulted them in again, 12 us a page on a virtual machine, 5 ms of a 15 ms search. Buffers up
-	   to 8 MiB stay in the heap and up to 32 MiB of free heap is kept; larger ones (raw messages,
-	   attachments) are still mapped and returned. */
-	mallopt(M_MMAP_THRESHOLD, 8 << 20);
-	mallopt(M_TRIM_THRESHOLD, 32 << 20);
+	   to 4 MiB stay in the heap and up to 8 MiB of free heap is kept per arena (at most 128 MiB over
+	   glibc's 16 on two processors); larger ones (raw messages, attachments) are still mapped and
+	   returned. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
 					      { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
 	int c;
