@@ -322,6 +322,8 @@ t_eq "every row the service writes carries its request id" "0" \
 # would commit the row once it gets the lock; the service ends that process before it looks
 rm -f "$D/pgproxy/cut.done"
 before=$(audit_n)
+ended() { grep -c "terminating connection due to administrator command" "$D/pg/log" || true; }
+ended_before=$(ended)
 mv_sql "SELECT pg_advisory_lock(727172), pg_sleep(3)" >/dev/null &
 holder=$!
 for i in $(seq 50); do
@@ -333,6 +335,7 @@ t_eq "cut while its row waited for the chain's lock: the count is answered" "$n_
 wait "$holder"
 t_ok "(the proxy made the cut)" test -e "$D/pgproxy/cut.done"
 t_eq "one row, not two" $((before + 1)) "$(audit_n)"
+t_eq "(the old server process was ended, not waited for)" $((ended_before + 1)) "$(ended)"
 t_contains "the chain still verifies" "$(mvcli audit verify)" "rows verify"
 # the statements the service prepared on a connection vanish without the connection ending (a pooler, an
 # administrator's DISCARD), or a table they read changes: they are prepared again
