@@ -1016,11 +1016,17 @@ enum xs_status xs_search(struct xs_db *db, const struct xs_query *q, enum xs_sor
 
 namespace {
 
-// A set of documents of one database: a bit per docid up to its last.
+// A set of documents of one database: a bit per docid up to its last (of the revision being counted).
 class doc_set {
 public:
-	explicit doc_set(Xapian::docid last) : words_(last / 64 + 1, 0) {}
-	void add(Xapian::docid id) { words_[id / 64] |= uint64_t(1) << (id % 64); }
+	explicit doc_set(Xapian::docid last) : last_(last), words_(last / 64 + 1, 0) {}
+	Xapian::docid last() const { return last_; }
+	void add(Xapian::docid id)
+	{
+		if (id > last_)   // never from one revision; a bit out of the set would be memory out of it
+			throw Xapian::DatabaseModifiedError("a posting past the last document of the revision counted");
+		words_[id / 64] |= uint64_t(1) << (id % 64);
+	}
 	void add_postings(const Xapian::Database &d, const std::string &term)
 	{
 		for (Xapian::PostingIterator p = d.postlist_begin(term); p != d.postlist_end(term); ++p)
@@ -1039,6 +1045,7 @@ public:
 	}
 
 private:
+	Xapian::docid last_;
 	std::vector<uint64_t> words_;
 };
 
@@ -1073,7 +1080,7 @@ void plan_add(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 		return;
 	case count_plan::AND:
 	case count_plan::AND_NOT: {
-		doc_set own(d.get_lastdocid());
+		doc_set own(set.last());
 		plan_eval(d, plan, own);
 		set.unite(own);
 		return;
@@ -1091,7 +1098,7 @@ void plan_eval(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 		return;
 	}
 	plan_eval(d, *plan.kids[0], set);
-	doc_set scratch(d.get_lastdocid());
+	doc_set scratch(set.last());
 	for (size_t i = 1; i < plan.kids.size(); i++) {
 		if (i > 1)
 			scratch.clear();
@@ -1106,8 +1113,6 @@ void plan_eval(const Xapian::Database &d, const count_plan &plan, doc_set &set)
 // How many documents of d plan matches. Everything but a few is every document less a few: counted that way.
 Xapian::doccount plan_count(const Xapian::Database &d, const count_plan &plan)
 {
-	if (plan.kind == count_plan::TERM)
-		return d.get_termfreq(plan.text);
 	doc_set set(d.get_lastdocid());
 	if (plan.kind == count_plan::AND_NOT && plan.kids[0]->kind == count_plan::ALL) {
 		for (size_t i = 1; i < plan.kids.size(); i++)
@@ -1130,11 +1135,9 @@ bool plan_pays(const count_plan &plan)
 	return false;
 }
 
-// The exact number of documents of d that q matches (by plan when there is one and it pays).
-Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q, const count_plan *plan = nullptr)
+// The exact number of documents of d that q matches.
+Xapian::doccount count_in(const Xapian::Database &d, const Xapian::Query &q)
 {
-	if (plan != nullptr && plan_pays(*plan))
-		return plan_count(d, *plan);
 	Xapian::Enquire enq(d);
 	enq.set_query(q);
 	enq.set_weighting_scheme(Xapian::BoolWeight());   // counting needs no weights
@@ -1158,20 +1161,23 @@ std::vector<int> usable_cpus()
 	return cpus;
 }
 
-// Counts the shards of db in parallel, one of the reader's threads a shard, while the calling thread waits.
-// Every thread gets its own copy of the query (Xapian's reference counts are not atomic) and its own Database.
-Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q, const plan_ptr &plan)
+// Counts the shards of db in parallel, one of the reader's threads a shard, while the calling thread waits:
+// by plan when there is one (shared read-only), else by Xapian, every thread with its own copy of the query
+// (Xapian's reference counts are not atomic). Each shard is a Database of its own.
+Xapian::doccount count_shards(struct xs_db *db, const Xapian::Query &q, const count_plan *plan)
 {
-	const std::string serialised = q.serialise();
 	const size_t n = db->shards.size();
 	std::vector<Xapian::Query> copies;
-	for (size_t i = 0; i < n; i++)
-		copies.push_back(Xapian::Query::unserialise(serialised));
+	if (plan == nullptr) {
+		const std::string serialised = q.serialise();
+		for (size_t i = 0; i < n; i++)
+			copies.push_back(Xapian::Query::unserialise(serialised));
+	}
 	std::vector<Xapian::doccount> counts(n, 0);
 	std::vector<std::exception_ptr> errors(n);
 	auto run = [&](size_t i) {
 		try {
-			counts[i] = count_in(db->shards[i], copies[i], plan.get());   // the plan is shared read-only
+			counts[i] = plan ? plan_count(db->shards[i], *plan) : count_in(db->shards[i], copies[i]);
 		} catch (...) {
 			errors[i] = std::current_exception();
 		}
@@ -1229,8 +1235,12 @@ enum xs_status xs_count(struct xs_db *db, const struct xs_query *q, uint64_t *co
 		return db == nullptr ? XS_ERR_OTHER : XS_ERR_QUERY;
 	}
 	return guard(error_r, [&] {
-		*count_r = !db->writable && db->shards.size() > 1 ? count_shards(db, q->q, q->plan)
-								     : count_in(db->db(), q->q, q->plan.get());
+		// by plan where it pays, decided once for every shard
+		const count_plan *plan = q->plan != nullptr && plan_pays(*q->plan) ? q->plan.get() : nullptr;
+		if (!db->writable && db->shards.size() > 1)
+			*count_r = count_shards(db, q->q, plan);
+		else
+			*count_r = plan ? plan_count(db->db(), *plan) : count_in(db->db(), q->q);
 		return XS_OK;
 	});
 }

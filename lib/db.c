@@ -116,6 +116,19 @@ PGresult *db_query_named(PGconn *conn, const char *name, const char *sql, int np
 	return db_result(conn, res, error_r);
 }
 
+int db_query_bool(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
+{
+	PGresult *res = db_query(conn, sql, nparams, params, error_r);
+	if (res == NULL)
+		return -1;
+	int v = PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0)
+		? strcmp(PQgetvalue(res, 0, 0), "t") == 0 : -1;
+	PQclear(res);
+	if (v < 0)
+		*error_r = db_error_set("database error", "the statement did not answer one boolean");
+	return v;
+}
+
 /* Executes and discards the result. */
 int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r)
 {

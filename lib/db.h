@@ -23,6 +23,9 @@ int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *param
    that moves statements between server connections) sql is run unprepared. */
 PGresult *db_query_named(PGconn *conn, const char *name, const char *sql, int nparams, const char *const *params,
 			 const char **error_r);
+/* Runs a statement that answers one boolean: 1 true, 0 false, -1 with *error_r (an error, or not one
+   boolean). */
+int db_query_bool(PGconn *conn, const char *sql, int nparams, const char *const *params, const char **error_r);
 /* Runs BEGIN/COMMIT/ROLLBACK; 0 or -1 with *error_r. */
 int db_begin(PGconn *conn, const char **error_r);
 int db_commit(PGconn *conn, const char **error_r);

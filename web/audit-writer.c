@@ -43,8 +43,8 @@ struct audit_writer {
 	char *conninfo;
 	PGconn *db;                /* used by the leader only */
 	char seen[24];             /* a seq at or below the chain's head before the group being written ("" unknown) */
-	int backend;               /* the server process of db, and when it started: to end it after a lost */
-	char backend_start[64];    /* connection (0 and "" unknown) */
+	int backend;               /* the server process of db and when it started (kept once db is lost): */
+	char backend_start[64];    /* the process ended after a write lost with its connection */
 	pthread_mutex_t lock;
 	pthread_cond_t written;    /* a group was written, or the leader stepped down */
 	struct audit_item *head, **tail;
@@ -77,13 +77,17 @@ static int audit_writer_connect(struct audit_writer *aw, const char **err)
 		if (aw->db != NULL && (db_exec(aw->db, "SET synchronous_commit = on", 0, NULL, err) < 0 ||
 				       db_exec(aw->db, "SET statement_timeout = '30s'", 0, NULL, err) < 0))
 			db_close(&aw->db);
-		aw->backend = 0;
-		aw->backend_start[0] = '\0';
-		PGresult *res = aw->db ? db_query(aw->db, "SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+		/* who serves it, to end that process if the connection is lost during a write: a connection that
+		   cannot say is not used (a lost write could then not be told from a late one) */
+		PGresult *res = aw->db ? db_query(aw->db, "SELECT backend_start FROM pg_stat_activity "
 						  "WHERE pid = pg_backend_pid()", 0, NULL, err) : NULL;
-		if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
-			aw->backend = atoi(PQgetvalue(res, 0, 0));
-			snprintf(aw->backend_start, sizeof(aw->backend_start), "%s", PQgetvalue(res, 0, 1));
+		if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+			aw->backend = PQbackendPID(aw->db);
+			snprintf(aw->backend_start, sizeof(aw->backend_start), "%s", PQgetvalue(res, 0, 0));
+		} else if (aw->db != NULL) {
+			if (res != NULL)
+				*err = "the audit connection cannot tell its server process";
+			db_close(&aw->db);
 		}
 		PQclear(res);
 	}
@@ -106,38 +110,31 @@ static int audit_writer_committed(struct audit_writer *aw, const struct audit_it
 		return 0;   /* no statement is sent without a known head: nothing can have been written */
 	if (audit_writer_connect(aw, err) < 0)
 		return -1;
-	if (pid > 0 && start[0] != '\0') {
-		/* the old process may still be waiting for the chain's lock, or running the statement: ended, it
-		   rolls back what it had not committed; a commit under way completes first */
-		char pidtext[16];
-		snprintf(pidtext, sizeof(pidtext), "%d", pid);
-		const char *o[] = { pidtext, start };
-		const char *ignored;
-		PQclear(db_query(aw->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-				 "WHERE pid = $1::int AND backend_start = $2::timestamptz", 2, o, &ignored));
-		double give_up = util_now() + AUDIT_OLD_BACKEND_SECONDS;
-		for (;;) {
-			PGresult *res = db_query(aw->db, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity "
-						 "WHERE pid = $1::int AND backend_start = $2::timestamptz)", 2, o, err);
-			int alive = res != NULL && PQntuples(res) == 1 ? strcmp(PQgetvalue(res, 0, 0), "t") == 0 : -1;
-			PQclear(res);
-			if (alive == 0)
-				break;
-			if (alive < 0 || util_now() > give_up) {
-				if (alive > 0)
-					*err = "the server process of the lost audit connection did not end";
-				return -1;
-			}
-			struct timespec ts = { 0, 20 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
+	/* the old process may still be waiting for the chain's lock, or running the statement: ended, it
+	   rolls back what it had not committed; a commit under way completes first */
+	char pidtext[16];
+	snprintf(pidtext, sizeof(pidtext), "%d", pid);
+	const char *o[] = { pidtext, start };
+	const char *ignored;
+	PQclear(db_query(aw->db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+			 "WHERE pid = $1::int AND backend_start = $2::timestamptz", 2, o, &ignored));
+	double give_up = util_now() + AUDIT_OLD_BACKEND_SECONDS;
+	for (;;) {
+		int alive = db_query_bool(aw->db, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity "
+					  "WHERE pid = $1::int AND backend_start = $2::timestamptz)", 2, o, err);
+		if (alive == 0)
+			break;
+		if (alive < 0 || util_now() > give_up) {
+			if (alive > 0)
+				*err = "the server process of the lost audit connection did not end";
+			return -1;
 		}
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
 	}
 	const char *p[] = { aw->seen, first->request };
-	PGresult *res = db_query(aw->db, "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > $1::bigint "
-				 "AND details->>'request' = $2)", 2, p, err);
-	int found = res != NULL && PQntuples(res) == 1 ? strcmp(PQgetvalue(res, 0, 0), "t") == 0 : -1;
-	PQclear(res);
-	return found;
+	return db_query_bool(aw->db, "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > $1::bigint "
+			     "AND details->>'request' = $2)", 2, p, err);
 }
 
 /* Writes the rows of batch (up to stop, exclusive) in one statement: one transaction, one flush. 0 or -1
